@@ -1,0 +1,37 @@
+"""jaxscope: JAX-native probabilistic programming for autonomous microscopy.
+
+Importing jaxscope changes no global JAX setting (float64 stays the user's choice).
+"""
+
+from . import kernels
+from .gp import GP, Posterior, PredictiveCache, map_chunks, mixture_moments, predict_mixture
+from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
+from .model import GPModel, stack_params
+from .observations import Observations, Standardizer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "kernels", "GP", "Posterior", "PredictiveCache", "map_chunks", "mixture_moments",
+    "predict_mixture", "MAPInfo", "NUTSResult", "fit_map", "fit_nuts", "nuts_summary",
+    "predict_nuts", "GPModel", "stack_params", "Observations", "Standardizer",
+    "enable_compilation_cache",
+]
+
+
+def enable_compilation_cache(path: str | None = None) -> str:
+    """Turn on JAX's persistent compilation cache (opt-in; never done on import).
+
+    A new process then loads compiled NUTS/MAP programs from disk instead of recompiling.
+    Default location: ``$JAXSCOPE_CACHE`` or ``~/.cache/jaxscope/xla``.
+    """
+    import os
+
+    import jax
+
+    path = path or os.environ.get("JAXSCOPE_CACHE") or os.path.expanduser("~/.cache/jaxscope/xla")
+    os.makedirs(path, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return path

@@ -1,0 +1,1 @@
+"""Instruments: the host-side protocol, the ``pure_callback`` adapter and simulated instruments."""
