@@ -25,11 +25,13 @@ def _is_concrete(*xs) -> bool:
 
 
 def _check_finite(name: str, value) -> None:
+    """Raise a ValueError naming the first non-finite entry, e.g. ``X[3, 1] is nan``."""
     arr = np.asarray(value)
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr.reshape(arr.shape[0], -1) if arr.ndim else arr[None]))
-        where = bad[0][0] if len(bad) else 0
-        raise ValueError(f"{name} contains NaN or inf (first at entry {int(where)}): refusing it")
+    bad = np.argwhere(~np.isfinite(arr))
+    if len(bad):
+        idx = tuple(int(i) for i in bad[0])
+        where = f"{name}[{', '.join(map(str, idx))}]" if idx else name
+        raise ValueError(f"{where} is {arr[idx]} (NaN or inf): refusing the observation")
 
 
 class Observations(eqx.Module):
@@ -92,8 +94,8 @@ class Observations(eqx.Module):
         if y.shape != ():
             raise ValueError(f"y must be a scalar, got shape {y.shape}")
         if _is_concrete(x, y, self.count):
-            _check_finite("x", x[None])
-            _check_finite("y", y[None])
+            _check_finite("x", x)
+            _check_finite("y", y)
             if int(self.count) >= self.capacity:
                 raise ValueError(f"observation buffer is full (capacity {self.capacity})")
         else:

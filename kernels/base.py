@@ -64,8 +64,8 @@ class Kernel(eqx.Module):
         X2 = X1 if X2 is None else as_points(X2, "X2")
         if X1.shape[1] != X2.shape[1]:
             raise ValueError(
-                f"X1 and X2 must have the same number of input dimensions, got {X1.shape[1]} "
-                f"and {X2.shape[1]}"
+                f"X1 and X2 must have the same number of input dimensions, got X1 of shape "
+                f"{X1.shape} and X2 of shape {X2.shape}"
             )
         return self.matrix(X1, X2)
 

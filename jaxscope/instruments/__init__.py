@@ -1,1 +1,55 @@
-"""Instruments: the host-side protocol, the ``pure_callback`` adapter and simulated instruments."""
+"""Instruments: the host-side protocol, the ``pure_callback`` adapter and simulated instruments.
+
+* :class:`Simulator`: pure-JAX simulated instrument (candidates, bounds, ``measure``, ``truth``,
+  ``cost``); :class:`ThreeGaussians` (GPim toy), :class:`IsingSimulator` (J1–J2 specific heat),
+  :class:`SparseScanSimulator` (surface topography), :class:`SyntheticFunction` (Branin,
+  Hartmann-3/6, Ackley, Levy, Rosenbrock, Shekel).
+* :class:`Instrument`: host protocol (``dim``, ``measure(X) -> y``); :class:`SimulatorInstrument`
+  adapts a simulator to it; :func:`as_callback` makes any instrument callable from ``jit``.
+* :func:`make_simulator`: a simulator by problem name (for the CLI and benchmarks).
+"""
+
+from .base import (
+    Instrument,
+    InstrumentError,
+    Negated,
+    Simulator,
+    SimulatorInstrument,
+    check_points,
+    travel_cost,
+)
+from .callback import as_callback
+from .ising import T_CRITICAL, IsingSimulator
+from .sparse_scan import SparseScanSimulator
+from .surface import grid_points, make_surface
+from .testfunctions import FUNCTIONS, SyntheticFunction
+from .toy import ThreeGaussians
+
+PROBLEMS = ("three_gaussians", "ising", "sparse_scan", *FUNCTIONS)
+
+__all__ = [
+    "Instrument", "InstrumentError", "Negated", "Simulator", "SimulatorInstrument",
+    "check_points", "travel_cost", "as_callback", "T_CRITICAL", "IsingSimulator",
+    "SparseScanSimulator", "FUNCTIONS", "SyntheticFunction", "ThreeGaussians", "PROBLEMS",
+    "make_simulator", "grid_points", "make_surface",
+]  # fmt: skip
+
+
+def make_simulator(name: str, *, key=None, **kwargs) -> Simulator:
+    """A simulator by name: ``three_gaussians``, ``ising``, ``sparse_scan`` or a test function.
+
+    ``key`` seeds what is random in the problem (the sparse-scan surface, the test-function
+    candidates); ``kwargs`` go to the constructor. The result is *not* negated: campaigns call
+    :meth:`Simulator.as_maximization`.
+    """
+    import jax
+
+    if name == "three_gaussians":
+        return ThreeGaussians(**kwargs)
+    if name == "ising":
+        return IsingSimulator(**kwargs)
+    if name == "sparse_scan":
+        return SparseScanSimulator.create(jax.random.key(0) if key is None else key, **kwargs)
+    if name in FUNCTIONS:
+        return SyntheticFunction(name, key=key, **kwargs)
+    raise ValueError(f"unknown problem {name!r}; choose one of {PROBLEMS}")

@@ -1,0 +1,295 @@
+r"""Ask/tell agent: the campaign engine behind ``suggest`` / ``ingest``, for orchestration.
+
+Queue servers, bluesky-adaptive-style agents and asynchronous instruments ask for points and tell
+results back in any order. :class:`Agent` keeps the campaign state (:class:`~jaxscope.campaign.
+CampaignState`) and runs the same :func:`~jaxscope.campaign.decide` (fit, predictive,
+acquisition, penalties) and :func:`~jaxscope.campaign.record` as the campaign runners.
+
+Pending points (suggested, not yet measured) are accounted for by *kriging believer* fantasies:
+each pending point, and each point already chosen in the same call, is added to the posterior
+with its predictive mean as value by a rank-1 update of the cached predictive quantities
+(:meth:`~jaxscope.gp.PredictiveCache.add`, O(N·M) per point, hyperparameters held):
+
+.. math:: \tilde y_p = \mu(x_p) \;\Rightarrow\; \mu \text{ unchanged},\quad
+          \sigma^2(x) \leftarrow \sigma^2(x) - v_p(x)^2,
+
+so the acquisition stops favouring the neighbourhood of points already being measured.
+Pending, measured and failed candidates are excluded.
+
+Every decision is one :class:`DecisionRecord` (the state, the exclusions, the pending points, the
+scores of every pick and the choice); :func:`replay` recomputes the choice from the record alone,
+bit for bit. Before ``num_init`` measurements exist, suggestions are uniformly random (a
+Gumbel top-``n`` over the allowed candidates, also recorded and replayable).
+
+Example:
+    >>> agent = Agent(config, sim, capacity=50, seed=0, num_init=5)
+    >>> for s in agent.suggest(2):
+    ...     agent.ingest(s.id, instrument.measure(s.x[None])[0])
+    >>> agent.best()[0]["y"]
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+
+from ._campaign_parts import Predictive, apply_penalties
+from .campaign import CampaignConfig, CampaignState, Decision, decide, init, record
+from .host import GuardedProblem, match_candidates
+from .journal import Journal
+from .observations import Observations
+
+
+class Suggestion(NamedTuple):
+    """A point to measure: its id, candidate index, coordinates and acquisition value."""
+
+    id: str
+    index: int
+    x: np.ndarray
+    acq: float
+
+
+class DecisionRecord(eqx.Module):
+    """Everything one decision used and produced; :func:`replay` recomputes ``index`` from it.
+
+    ``state`` is ``None`` in the random phase (then ``key`` drives the choice).
+    """
+
+    state: CampaignState | None
+    key: PRNGKeyArray
+    excluded: Bool[Array, " m"]
+    pending: Int[Array, " P"]
+    pending_on: Bool[Array, " P"]
+    index: Int[Array, " n"]
+    acq: Float[Array, " n"]
+    scores: Float[Array, "n m"] | None
+    params: Any
+    ids: tuple[str, ...] = eqx.field(static=True)
+
+
+def _pad_obs(obs: Observations, extra: int) -> Observations:
+    z = lambda a: jnp.zeros((extra,) + a.shape[1:], a.dtype)
+    return Observations(X=jnp.concatenate([obs.X, z(obs.X)]), y=jnp.concatenate([obs.y, z(obs.y)]),
+                        mask=jnp.concatenate([obs.mask, z(obs.mask)]), count=obs.count)
+
+
+@eqx.filter_jit
+def random_choice(key: PRNGKeyArray, excluded: Bool[Array, " m"], n: int) -> Int[Array, " n"]:
+    """``n`` distinct uniformly random candidates among those not excluded (Gumbel top-n)."""
+    g = jax.random.gumbel(key, excluded.shape)
+    return jax.lax.top_k(jnp.where(excluded, -jnp.inf, g), n)[1].astype(jnp.int32)
+
+
+@eqx.filter_jit
+def suggest_batch(state: CampaignState, config: CampaignConfig, problem: Any,
+                  excluded: Bool[Array, " m"], pending: Int[Array, " P"],
+                  pending_on: Bool[Array, " P"], n: int):
+    """``n`` candidates by :func:`decide`'s fit + kriging-believer fantasies of pending points.
+
+    Returns ``(index (n,), acq (n,), scores (n, m), decision)``; pure and deterministic.
+    """
+    C = jnp.asarray(problem.candidates)
+    blocked = excluded.at[jnp.where(pending_on, pending, C.shape[0])].set(True, mode="drop")
+    st = eqx.tree_at(lambda s: s.measured, state, blocked)
+    d0 = decide(st, config, problem)  # the campaign's own fit, predictive and scores
+    sign = 1.0 if getattr(problem, "maximize", True) else -1.0
+    obs_s = _pad_obs(d0.scaler.apply(state.obs), pending.shape[0] + n)
+    caches = jax.vmap(lambda s: config.model.build(s).condition(obs_s).cache(C))(d0.samples)
+
+    def believe(caches, i):  # fantasy value = current predictive mean: a rank-1 update
+        return jax.vmap(lambda c: c.add(C[i], c.mean[i]))(caches)
+
+    def add_pending(caches, io):
+        i, on = io
+        new = believe(caches, i)
+        return jax.tree.map(lambda a, b: jnp.where(on, a, b), new, caches), None
+
+    caches, _ = jax.lax.scan(add_pending, caches, (pending, pending_on))
+    best = jnp.max(jnp.where(state.obs.mask, sign * state.obs.y, -jnp.inf))
+    k_acq = jax.random.fold_in(state.key, 7)
+    def pick(carry, j):
+        caches, measured = carry
+        pred = Predictive(mean=sign * (caches.mean * d0.scaler.scale + d0.scaler.shift),
+                          var=caches.var * d0.scaler.scale**2)
+        key = jax.random.fold_in(k_acq, j)
+        fns = [lambda f=f: f(pred, best=best, key=key) for f in config.acquisitions]
+        scores = fns[0]() if len(fns) == 1 else jax.lax.switch(state.policy, fns)
+        scores = apply_penalties(scores, config, eqx.tree_at(lambda s: s.measured, st, measured),
+                                 pred, problem)
+        i = jnp.argmax(scores)
+        return (believe(caches, i), measured.at[i].set(True)), (i, scores[i], scores)
+
+    _, (idx, acq, all_scores) = jax.lax.scan(pick, (caches, blocked), jnp.arange(n))
+    return idx.astype(jnp.int32), acq, all_scores, d0
+
+
+def replay(record: DecisionRecord, config: CampaignConfig, problem: Any) -> np.ndarray:
+    """Recompute a decision's choice from its record alone (must equal ``record.index``)."""
+    problem = _as_problem(problem)
+    n = record.index.shape[0]
+    if record.state is None:
+        return np.asarray(random_choice(record.key, record.excluded, n))
+    idx, *_ = suggest_batch(record.state, config, problem, record.excluded, record.pending,
+                            record.pending_on, n)
+    return np.asarray(idx)
+
+
+def _as_problem(problem):
+    if isinstance(problem, np.ndarray | jax.Array):
+        return GuardedProblem(jnp.asarray(problem), jnp.ones(len(problem), bool))
+    return problem
+
+
+class Agent:
+    """Ask/tell campaign agent (see the module docstring).
+
+    Args:
+        config: campaign configuration with ``q = 1`` (``suggest(n)`` sets the batch size).
+        problem: a Simulator or anything with ``candidates`` (or a candidate array).
+        capacity: maximum number of measurements after the random phase.
+        seed: PRNG seed. num_init: random suggestions before the model is used.
+        max_pending: most points that may be pending at once (a fixed shape: no recompiles).
+        journal: optional path of a journal (:mod:`jaxscope.journal`) of every event.
+    """
+
+    def __init__(self, config: CampaignConfig, problem: Any, *, capacity: int, seed: int = 0,
+                 num_init: int = 5, max_pending: int = 16, journal=None):
+        if config.q != 1:
+            raise ValueError(f"the agent needs a config with q=1 (suggest(n) batches), got {config.q}")
+        self.config, self.problem = config, _as_problem(problem)
+        self.C = np.asarray(self.problem.candidates)
+        self.capacity, self.num_init, self.max_pending = capacity, num_init, max_pending
+        self.sign = 1.0 if getattr(self.problem, "maximize", True) else -1.0
+        self.key = jax.random.key(seed)
+        self.state: CampaignState | None = None
+        self.pending: dict[str, dict] = {}
+        self.done: dict[str, dict] = {}  # id -> {"index", "x", "y"} or {"failed": reason}
+        self.records: list[DecisionRecord] = []
+        self.failed = np.zeros(len(self.C), bool)
+        self._seed: list[tuple[int, float]] = []
+        self._latest: Decision | None = None
+        self._counter = 0
+        self.journal = Journal(journal) if journal is not None else None
+
+    def _log(self, kind, **fields):
+        if self.journal is not None:
+            self.journal.append(kind, **fields)
+
+    def _excluded(self) -> np.ndarray:
+        ex = self.failed.copy()
+        if self.state is not None:
+            ex |= np.asarray(self.state.measured) & (not self.config.allow_repeats)
+        else:
+            ex[[i for i, _ in self._seed]] = True
+        return ex
+
+    def suggest(self, n: int = 1) -> list[Suggestion]:
+        """``n`` new points with unique ids, accounting for the pending ones (fantasies)."""
+        if n < 1:
+            raise ValueError(f"n must be positive, got {n}")
+        if len(self.pending) + n > self.max_pending:
+            raise ValueError(f"{len(self.pending)} points pending + {n} exceeds max_pending "
+                             f"{self.max_pending}")
+        excluded = self._excluded()
+        key = jax.random.fold_in(self.key, len(self.records))
+        P = self.max_pending
+        pend = np.zeros(P, np.int32)
+        pend[: len(self.pending)] = [p["index"] for p in self.pending.values()]
+        on = np.arange(P) < len(self.pending)
+        ids = tuple(f"s{self._counter + j:06d}" for j in range(n))
+        if self.state is None and len(self._seed) + len(self.pending) < self.num_init:
+            ex = excluded.copy()
+            ex[pend[on]] = True
+            index = np.asarray(random_choice(key, jnp.asarray(ex), n))
+            acq, scores, state, params = np.full(n, np.nan), None, None, None
+            excluded = ex
+        else:
+            state = self.state if self.state is not None else self._start()
+            excluded = excluded | (np.asarray(state.measured) & (not self.config.allow_repeats))
+            idx, acq, scores, dec = suggest_batch(state, self.config, self.problem,
+                                                  jnp.asarray(excluded), jnp.asarray(pend),
+                                                  jnp.asarray(on), n)
+            self.state, self._latest = state, dec
+            index, acq, params = np.asarray(idx), np.asarray(acq), dec.params
+            if not np.all(np.isfinite(acq)):
+                raise RuntimeError("no candidate left to suggest (all measured, pending or failed)")
+        self.records.append(DecisionRecord(state=state, key=key, excluded=jnp.asarray(excluded),
+                                           pending=jnp.asarray(pend), pending_on=jnp.asarray(on),
+                                           index=jnp.asarray(index), acq=jnp.asarray(acq),
+                                           scores=scores, params=params, ids=ids))
+        self._counter += n
+        out = []
+        for j, i in enumerate(index):
+            s = Suggestion(ids[j], int(i), self.C[i].copy(), float(acq[j]))
+            self.pending[s.id] = {"index": s.index, "x": s.x, "acq": s.acq}
+            self._log("request", step=len(self.records) - 1, id=s.id, index=s.index, x=s.x,
+                      acq=s.acq if math.isfinite(s.acq) else str(s.acq))
+            out.append(s)
+        return out
+
+    def _start(self) -> CampaignState:
+        if not self._seed:
+            raise RuntimeError("no measurement ingested yet: ingest the random-phase points first")
+        X0 = self.C[[i for i, _ in self._seed]]
+        y0 = np.asarray([y for _, y in self._seed], self.C.dtype)
+        return init(self.config, self.problem, X0, y0, num_steps=self.capacity,
+                    key=jax.random.fold_in(self.key, 1 << 30))
+
+    def _check_id(self, sid: str) -> dict:
+        if sid in self.done:
+            what = "registered as failed" if "failed" in self.done[sid] else "already ingested"
+            raise ValueError(f"suggestion {sid!r} was {what}; nothing changed")
+        if sid not in self.pending:
+            raise ValueError(f"unknown suggestion id {sid!r}; pending: {sorted(self.pending)}")
+        return self.pending[sid]
+
+    def ingest(self, sid: str, value: ArrayLike) -> None:
+        """Record the measured ``value`` of suggestion ``sid`` (errors leave everything as is)."""
+        p = self._check_id(sid)
+        v = np.asarray(value, dtype=float)
+        if v.shape != () or not np.isfinite(v):
+            raise ValueError(f"value for {sid!r} must be a finite scalar, got {value!r}; "
+                             "use register_failure for a failed measurement")
+        v = float(v)
+        if self.state is not None and int(self.state.step) >= self.capacity:
+            raise ValueError(f"agent capacity {self.capacity} reached; nothing changed")
+        if self.state is None:  # random phase: becomes a seed point of the campaign state
+            self._seed.append((p["index"], v))
+        else:
+            dec = eqx.tree_at(lambda d: (d.index, d.x, d.acq), self._latest,
+                              (jnp.asarray([p["index"]], jnp.int32), jnp.asarray(p["x"][None]),
+                               jnp.asarray([p["acq"]], self.C.dtype)))
+            self.state = _record(self.state, self.config, dec, jnp.asarray([v], self.C.dtype),
+                                 self.problem)
+        del self.pending[sid]
+        self.done[sid] = {"index": p["index"], "x": p["x"], "y": v}
+        self._log("measurement", step=len(self.done) - 1, id=sid, index=p["index"], x=p["x"], y=v)
+
+    def register_failure(self, sid: str, reason: str, *, exclude: bool = True) -> None:
+        """Record that ``sid`` could not be measured; its candidate is excluded (``exclude``)."""
+        p = self._check_id(sid)
+        del self.pending[sid]
+        self.done[sid] = {"index": p["index"], "x": p["x"], "failed": str(reason)}
+        if exclude:
+            self.failed[p["index"]] = True
+        self._log("failure", step=len(self.done) - 1, id=sid, index=p["index"], x=p["x"],
+                  reason=str(reason))
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {k: v["failed"] for k, v in self.done.items() if "failed" in v}
+
+    def best(self, k: int = 1) -> list[dict]:
+        """The ``k`` best measured points (largest ``y``, or smallest when minimising)."""
+        got = [dict(id=i, **v) for i, v in self.done.items() if "y" in v]
+        got.sort(key=lambda r: -self.sign * r["y"])
+        return got[:k]
+
+
+_record = eqx.filter_jit(record)

@@ -1,0 +1,188 @@
+r"""Strategy benchmark engine: acquisitions × problems × seeds as one ``vmap``-ped, compiled program.
+
+Every (strategy, problem, seed) triple is one independent campaign
+(:func:`jaxscope.compiled.run_campaign`): the strategy is the state's ``policy`` (an index into
+``config.acquisitions``, chosen by ``lax.switch``), the problem a :class:`GridProblem` (tabulated
+ground truth on a shared grid, so problems stack into one pytree), the seed a PRNG key. The flat
+batch of ``A·P·S`` campaigns is ``vmap``-ped; with a device mesh it is split across devices by
+``jax.shard_map`` (each device runs its slice; campaigns never communicate), so the result does
+not depend on the number of devices.
+
+Seeds use common random numbers: campaign ``(a, p, s)`` starts from the same seed points and noise
+key for every strategy ``a``, so strategies are compared on identical draws.
+
+Metrics per step (:func:`jaxscope.compiled.campaign_metrics`): simple regret, fraction of the
+top-1 % candidates found, RMSE of the predictive mean over the grid.
+
+Example:
+    >>> probs = stack_problems([tabulate(ThreeGaussians(), 32), tabulate(Branin(), 32)])
+    >>> cfg = make_config(probs.candidates[0], acquisition=["logei", "ucb"], mode="map")
+    >>> out = run_strategies(jax.random.key(0), cfg, probs, num_seeds=8, num_init=5,
+    ...                      num_steps=50)
+    >>> out["regret"].shape        # (strategies, problems, seeds, steps)
+    (2, 2, 8, 50)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .campaign import CampaignConfig
+from .compiled import campaign_metrics, run_campaign
+
+
+def unit_grid(size: int, dim: int = 2, dtype=None) -> Float[Array, "m d"]:
+    """``size**dim`` points of a regular grid on the unit cube (row-major)."""
+    dtype = dtype or jnp.result_type(float)
+    t = jnp.linspace(0.0, 1.0, size, dtype=dtype)
+    mesh = jnp.meshgrid(*([t] * dim), indexing="ij")
+    return jnp.stack([g.ravel() for g in mesh], axis=1)
+
+
+class GridProblem(eqx.Module):
+    """A problem tabulated on a grid of the unit cube: a pure JAX simulator (maximisation).
+
+    ``measure(key, x) = values[nearest(x)] + noise · ε``; ``truth`` looks up the nearest grid
+    value. Problems with equal grids stack into one pytree (:func:`stack_problems`) and ``vmap``.
+    """
+
+    candidates: Float[Array, "m d"]
+    values: Float[Array, " m"]
+    noise: Float[Array, ""]
+    maximize: bool = eqx.field(static=True, default=True)
+
+    def _nearest(self, X):
+        a = jnp.sum(self.candidates**2, axis=1)
+        d2 = jnp.sum(X**2, axis=1)[:, None] + a[None, :] - 2.0 * X @ self.candidates.T
+        return jnp.argmin(d2, axis=1)
+
+    def truth(self, X: Float[Array, "n d"]) -> Float[Array, " n"]:
+        return self.values[self._nearest(X)]
+
+    def measure(self, key: PRNGKeyArray, x: Float[Array, " d"]) -> Float[Array, ""]:
+        eps = jax.random.normal(key, (), self.values.dtype)
+        return self.truth(x[None])[0] + self.noise * eps
+
+
+def tabulate(sim: Any, size: int, *, noise: float = 0.02, dtype=None) -> GridProblem:
+    """Tabulate a simulator's ground truth on a ``size``-per-side grid of its bounding box.
+
+    The box is mapped to the unit cube and the problem turned into a maximisation (minimisation
+    problems are negated). ``noise`` is the measurement-noise standard deviation as a fraction of
+    the value range on the grid.
+    """
+    bounds = np.asarray(sim.bounds, float)
+    dim = bounds.shape[0]
+    U = unit_grid(size, dim, dtype)
+    X = jnp.asarray(bounds[:, 0], U.dtype) + U * jnp.asarray(bounds[:, 1] - bounds[:, 0], U.dtype)
+    sign = 1.0 if getattr(sim, "maximize", True) else -1.0
+    values = sign * jnp.asarray(sim.truth(X), U.dtype)
+    span = jnp.max(values) - jnp.min(values)
+    return GridProblem(candidates=U, values=values, noise=(noise * span).astype(U.dtype))
+
+
+def stack_problems(problems: list[GridProblem]) -> GridProblem:
+    """One :class:`GridProblem` with a leading problem axis on every array."""
+    shapes = {p.candidates.shape for p in problems}
+    if len(shapes) != 1:
+        raise ValueError(f"problems must share one grid to be stacked, got shapes {shapes}")
+    return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *problems)
+
+
+def _flat_inputs(key, num_strategies: int, num_problems: int, num_seeds: int):
+    a, p, s = np.meshgrid(
+        np.arange(num_strategies), np.arange(num_problems), np.arange(num_seeds), indexing="ij"
+    )
+    a, p, s = (jnp.asarray(v.ravel(), jnp.int32) for v in (a, p, s))
+    keys = jax.vmap(lambda pi, si: jax.random.fold_in(jax.random.fold_in(key, pi), si))(p, s)
+    return a, p, keys
+
+
+def _run_flat(config, num_init, num_steps, keys, problems, policies):
+    def one(k, prob, pol):
+        final = run_campaign(k, config, prob, num_init, num_steps, pol)
+        metrics = campaign_metrics(final, prob)
+        return metrics, final.history
+
+    return jax.vmap(one)(keys, problems, policies)
+
+
+def run_strategies(
+    key: PRNGKeyArray,
+    config: CampaignConfig,
+    problems: GridProblem,
+    *,
+    num_seeds: int,
+    num_init: int,
+    num_steps: int,
+    mesh: Mesh | None = None,
+) -> dict[str, Any]:
+    """Run every strategy in ``config.acquisitions`` on every problem for ``num_seeds`` seeds.
+
+    Args:
+        key: base PRNG key.
+        config: campaign config; its ``acquisitions`` are the strategies compared.
+        problems: stacked :class:`GridProblem` (leading axis = problems).
+        num_seeds, num_init, num_steps: seeds per (strategy, problem), seed points, steps.
+        mesh: optional 1-D :class:`jax.sharding.Mesh` (axis ``"batch"``): the flat batch of
+            campaigns is split over its devices with ``shard_map`` (its size must divide
+            ``A·P·S``).
+
+    Returns:
+        dict with ``regret``, ``top_found``, ``rmse``, ``best`` of shape ``(A, P, S, T)`` and
+        ``history`` (the campaigns' :class:`~jaxscope.campaign.History`, leading ``(A, P, S)``).
+    """
+    A = len(config.acquisitions)
+    Pn = problems.values.shape[0]
+    policies, pidx, keys = _flat_inputs(key, A, Pn, num_seeds)
+    probs = jax.tree_util.tree_map(lambda v: v[pidx], problems)
+    B = A * Pn * num_seeds
+    if mesh is None:
+        metrics, hist = _compiled_flat(config, num_init, num_steps, keys, probs, policies)
+    else:
+        if mesh.axis_names != ("batch",):
+            raise ValueError(f"mesh must have one axis named 'batch', got {mesh.axis_names}")
+        n_dev = mesh.devices.size
+        if B % n_dev:
+            raise ValueError(f"{B} campaigns do not split evenly over {n_dev} devices")
+        shard = NamedSharding(mesh, P("batch"))
+        keys, probs, policies = jax.device_put((keys, probs, policies), shard)
+        metrics, hist = _sharded_flat(config, num_init, num_steps, mesh, keys, probs, policies)
+    unflat = lambda a: a.reshape((A, Pn, num_seeds) + a.shape[1:])
+    out = {k: unflat(v) for k, v in metrics.items()}
+    out["history"] = jax.tree_util.tree_map(unflat, hist)
+    return out
+
+
+@eqx.filter_jit
+def _compiled_flat(config, num_init, num_steps, keys, probs, policies):
+    return _run_flat(config, num_init, num_steps, keys, probs, policies)
+
+
+@eqx.filter_jit
+def _sharded_flat(config, num_init, num_steps, mesh, keys, probs, policies):
+    fn = jax.shard_map(
+        lambda k, pr, po: _run_flat(config, num_init, num_steps, k, pr, po),
+        mesh=mesh,
+        in_specs=P("batch"),
+        out_specs=P("batch"),
+        check_vma=False,
+    )
+    return fn(keys, probs, policies)
+
+
+def batch_mesh(num_devices: int | None = None) -> Mesh:
+    """A 1-D mesh named ``"batch"`` over the first ``num_devices`` devices (default: all)."""
+    devs = jax.devices()
+    n = len(devs) if num_devices is None else num_devices
+    if not 1 <= n <= len(devs):
+        raise ValueError(f"num_devices must be in [1, {len(devs)}], got {num_devices}")
+    return Mesh(np.asarray(devs[:n]), ("batch",))
