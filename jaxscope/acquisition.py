@@ -64,11 +64,29 @@ from .predictive import (
 )
 
 __all__ = [
-    "Predictive", "from_moments", "from_posterior", "from_cache", "from_model", "from_samples",
-    "posterior_draws", "incumbent", "log_h", "log1mexp", "expected_improvement",
-    "log_expected_improvement", "probability_of_improvement", "log_probability_of_improvement",
-    "upper_confidence_bound", "max_variance", "posterior_mean", "weighted", "thompson",
-    "knowledge_gradient", "get", "names", "DEFAULT",
+    "Predictive",
+    "from_moments",
+    "from_posterior",
+    "from_cache",
+    "from_model",
+    "from_samples",
+    "posterior_draws",
+    "incumbent",
+    "log_h",
+    "log1mexp",
+    "expected_improvement",
+    "log_expected_improvement",
+    "probability_of_improvement",
+    "log_probability_of_improvement",
+    "upper_confidence_bound",
+    "max_variance",
+    "posterior_mean",
+    "weighted",
+    "thompson",
+    "knowledge_gradient",
+    "get",
+    "names",
+    "DEFAULT",
 ]
 
 DEFAULT = "logei"
@@ -170,7 +188,7 @@ def expected_improvement(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    xi: float = 0.0,
+    xi: ArrayLike = 0.0,
 ) -> Float[Array, " m"]:
     r"""Expected improvement :math:`\frac1s\sum_i \sigma_i h(z_i)` over ``best`` (+ margin ``xi``).
 
@@ -185,7 +203,7 @@ def log_expected_improvement(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    xi: float = 0.0,
+    xi: ArrayLike = 0.0,
 ) -> Float[Array, " m"]:
     r"""``log EI`` of the mixture: :math:`\log\frac1s\sum_i \exp(\log\sigma_i + \log h(z_i))`.
 
@@ -200,7 +218,7 @@ def probability_of_improvement(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    xi: float = 0.0,
+    xi: ArrayLike = 0.0,
 ) -> Float[Array, " m"]:
     r"""Probability of improvement :math:`\frac1s\sum_i \Phi(z_i)`."""
     return _improvement_rule("pi", pred, best, maximize, xi)
@@ -212,7 +230,7 @@ def log_probability_of_improvement(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    xi: float = 0.0,
+    xi: ArrayLike = 0.0,
 ) -> Float[Array, " m"]:
     r"""``log PI`` of the mixture via ``log_ndtr`` (stable deep in the tail)."""
     return _improvement_rule("logpi", pred, best, maximize, xi)
@@ -224,7 +242,7 @@ def upper_confidence_bound(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    beta: float = 4.0,
+    beta: ArrayLike = 4.0,
 ) -> Float[Array, " m"]:
     r"""Upper confidence bound :math:`\pm\bar\mu + \sqrt{\beta}\,\bar\sigma` on mixture moments.
 
@@ -263,8 +281,8 @@ def weighted(
     best: ArrayLike | None = None,
     key: PRNGKeyArray | None = None,
     maximize: bool = True,
-    a: float = 1.0,
-    b: float = 1.0,
+    a: ArrayLike = 1.0,
+    b: ArrayLike = 1.0,
 ) -> Float[Array, " m"]:
     r"""Weighted form :math:`\pm a\,\bar\mu + b\,\bar\sigma` on the mixture moments."""
     mean, var = pred.moments()
@@ -311,10 +329,17 @@ _RULES: dict[str, Callable] = {
     "kg": knowledge_gradient,
 }
 _ALIASES = {
-    "expectedimprovement": "ei", "logexpectedimprovement": "logei", "poi": "pi",
-    "probabilityofimprovement": "pi", "upperconfidencebound": "ucb", "ue": "maxvar",
-    "maxvariance": "maxvar", "uncertainty": "maxvar", "ts": "thompson",
-    "knowledgegradient": "kg", "exploit": "mean",
+    "expectedimprovement": "ei",
+    "logexpectedimprovement": "logei",
+    "poi": "pi",
+    "probabilityofimprovement": "pi",
+    "upperconfidencebound": "ucb",
+    "ue": "maxvar",
+    "maxvariance": "maxvar",
+    "uncertainty": "maxvar",
+    "ts": "thompson",
+    "knowledgegradient": "kg",
+    "exploit": "mean",
 }
 
 

@@ -122,6 +122,8 @@ def suggest_batch(state: CampaignState, config: CampaignConfig, problem: Any,
         scores = fns[0]() if len(fns) == 1 else jax.lax.switch(state.policy, fns)
         scores = apply_penalties(scores, config, eqx.tree_at(lambda s: s.measured, st, measured),
                                  pred, problem)
+        # nothing pending, first pick: exactly the campaign step's own scores
+        scores = jnp.where((j == 0) & ~jnp.any(pending_on), d0.scores, scores)
         i = jnp.argmax(scores)
         return (believe(caches, i), measured.at[i].set(True)), (i, scores[i], scores)
 
@@ -162,6 +164,9 @@ class Agent:
                  num_init: int = 5, max_pending: int = 16, journal=None):
         if config.q != 1:
             raise ValueError(f"the agent needs a config with q=1 (suggest(n) batches), got {config.q}")
+        if any("draws" in getattr(getattr(f, "func", f), "requires", ()) for f in config.acquisitions):
+            raise ValueError("acquisitions that need joint posterior draws (thompson) are not "
+                             "supported by the agent's fantasy batches; use e.g. 'ucb' or 'logei'")
         self.config, self.problem = config, _as_problem(problem)
         self.C = np.asarray(self.problem.candidates)
         self.capacity, self.num_init, self.max_pending = capacity, num_init, max_pending

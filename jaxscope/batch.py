@@ -107,21 +107,30 @@ def kriging_believer(
         ``(indices, values)``: the chosen candidates and their acquisition values when chosen.
     """
     fn = get(acquisition)
-    Xc = cache.Xc[0] if cache.Xc.ndim == 3 else cache.Xc
-    m = Xc.shape[0]
-    allowed = jnp.ones((m,), bool) if mask is None else jnp.asarray(mask, bool)
-    dtype = Xc.dtype
-    best0 = jnp.asarray(jnp.nan if best is None else best, dtype)
     if isinstance(liar, str) and liar not in ("mean", "best"):
         raise ValueError(f"unknown liar {liar!r}; use 'mean', 'best' or a number")
     if liar == "best" and best is None:
         raise ValueError("liar='best' needs `best` (the incumbent)")
+    Xc = cache.Xc[0] if cache.Xc.ndim == 3 else cache.Xc
+    dtype = Xc.dtype
+    allowed = jnp.ones(Xc.shape[:1], bool) if mask is None else jnp.asarray(mask, bool)
+    best0 = jnp.asarray(jnp.nan if best is None else best, dtype)
+    kind = liar if isinstance(liar, str) else "value"
+    value = jnp.asarray(0.0 if isinstance(liar, str) else liar, dtype)
     keys = jax.random.split(jax.random.key(0) if key is None else key, q)
+    return _kriging_believer(
+        cache, fn, best0, best is None, maximize, allowed, kind, value, keys, acq_kw
+    )
+
+
+@eqx.filter_jit
+def _kriging_believer(cache, fn, best0, no_best, maximize, allowed, liar, value, keys, acq_kw):
+    Xc = cache.Xc[0] if cache.Xc.ndim == 3 else cache.Xc
 
     def body(carry, k):
         cache, allowed, best = carry
         pred = from_cache(cache)
-        s = fn(pred, best=None if best_is_none else best, key=k, maximize=maximize, **acq_kw)
+        s = fn(pred, best=None if no_best else best, key=k, maximize=maximize, **acq_kw)
         s = jnp.where(allowed, s, -jnp.inf)
         i = jnp.argmax(s)
         if liar == "mean":
@@ -129,12 +138,11 @@ def kriging_believer(
         elif liar == "best":
             y = best
         else:
-            y = jnp.asarray(liar, dtype)
+            y = value
         cache = _cache_add(cache, Xc[i], y)
         best = jnp.maximum(best, y) if maximize else jnp.minimum(best, y)
         return (cache, allowed.at[i].set(False), best), (i, s[i])
 
-    best_is_none = best is None
     _, (idx, vals) = jax.lax.scan(body, (cache, allowed, best0), keys)
     return idx, vals
 
@@ -149,12 +157,15 @@ def q_expected_improvement(
 
 
 def q_upper_confidence_bound(
-    draws: Float[Array, "n q"], mean: Float[Array, " q"], *, beta: float = 4.0,
+    draws: Float[Array, "n q"],
+    mean: Float[Array, " q"],
+    *,
+    beta: ArrayLike = 4.0,
     maximize: bool = True,
 ) -> Float[Array, ""]:
     r"""Monte Carlo qUCB: :math:`\mathbb E[\max_j \pm\mu_j + \sqrt{\beta\pi/2}\,|f_j - \mu_j|]`."""
     sign = 1.0 if maximize else -1.0
-    g = sign * mean[None, :] + math.sqrt(beta * math.pi / 2.0) * jnp.abs(draws - mean[None, :])
+    g = sign * mean[None, :] + jnp.sqrt(beta * math.pi / 2.0) * jnp.abs(draws - mean[None, :])
     return jnp.mean(jnp.max(g, axis=1))
 
 
@@ -167,7 +178,7 @@ def select_joint(
     kind: str = "qei",
     best: ArrayLike | None = None,
     maximize: bool = True,
-    beta: float = 4.0,
+    beta: ArrayLike = 4.0,
     num_draws: int = 512,
     subset: int = 64,
     scores: Float[Array, " m"] | None = None,
@@ -200,6 +211,43 @@ def select_joint(
     subset = min(subset, m)
     if not q <= subset:
         raise ValueError(f"q = {q} must not exceed subset = {subset}")
+    best = None if best is None else jnp.asarray(best, Xc.dtype)
+    beta = jnp.asarray(beta, Xc.dtype)
+    return _select_joint(
+        post,
+        Xc,
+        q,
+        key,
+        kind,
+        best,
+        maximize,
+        beta,
+        num_draws,
+        subset,
+        scores,
+        mask,
+        method,
+        chunk_size,
+    )
+
+
+@eqx.filter_jit
+def _select_joint(
+    post,
+    Xc,
+    q,
+    key,
+    kind,
+    best,
+    maximize,
+    beta,
+    num_draws,
+    subset,
+    scores,
+    mask,
+    method,
+    chunk_size,
+):
     pred = from_posterior(post, Xc, chunk_size=chunk_size)
     if scores is None:
         if kind == "qei":
@@ -217,7 +265,7 @@ def select_joint(
         floor = sign * jnp.asarray(best, f.dtype)
     else:
         mu = jnp.mean(pred.mean[:, top], axis=0)
-        g = sign * mu[None, :] + math.sqrt(beta * math.pi / 2.0) * jnp.abs(f - mu[None, :])
+        g = sign * mu[None, :] + jnp.sqrt(beta * math.pi / 2.0) * jnp.abs(f - mu[None, :])
         floor = jnp.asarray(-jnp.inf, f.dtype)
     avail0 = top_vals > -jnp.inf
 

@@ -35,30 +35,36 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-import numpyro.distributions as dist
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from . import kernels as K
-from ._campaign_parts import (
-    apply_penalties,
-    measure_batch,
-    resolve_acquisition,
-    select_batch,
-)
+from ._campaign_parts import apply_penalties, measure_batch, select_batch
+from .campaign_config import MODES, CampaignConfig, default_model, make_config
 from .gp import PredictiveCache, map_chunks
 from .inference import fit_map, fit_nuts
-from .model import GPModel, Params
+from .model import Params
 from .observations import Observations, Standardizer
 from .predictive import Predictive, posterior_draws
 
-MODES = ("map", "nuts", "fixed")
+__all__ = [
+    "MODES",
+    "CampaignConfig",
+    "default_model",
+    "make_config",
+    "History",
+    "CampaignState",
+    "Decision",
+    "init",
+    "init_random",
+    "predictive",
+    "decide",
+    "record",
+    "step",
+]
 
 
 class History(eqx.Module):
@@ -137,110 +143,6 @@ class Decision(eqx.Module):
     samples: Params
     params: Params
     scaler: Standardizer
-
-
-class CampaignConfig(eqx.Module):
-    """Static description of a campaign (build it with :func:`make_config`)."""
-
-    model: GPModel
-    mode: str = eqx.field(static=True, default="map")
-    acquisitions: tuple[Callable, ...] = eqx.field(static=True, default=())
-    penalties: tuple[Callable, ...] = eqx.field(static=True, default=())
-    q: int = eqx.field(static=True, default=1)
-    batch: str = eqx.field(static=True, default="exclusion")
-    exclusion_radius: float | None = eqx.field(static=True, default=None)
-    allow_repeats: bool = eqx.field(static=True, default=False)
-    chunk_size: int | None = eqx.field(static=True, default=4096)
-    map_steps: int = eqx.field(static=True, default=100)
-    map_tol: float = eqx.field(static=True, default=1e-4)
-    num_warmup: int = eqx.field(static=True, default=200)
-    num_samples: int = eqx.field(static=True, default=200)
-    standardize: bool = eqx.field(static=True, default=True)
-    track_rmse: bool = eqx.field(static=True, default=True)
-    num_draws: int = eqx.field(static=True, default=0)
-
-
-def default_model(candidates: ArrayLike, kernel: str = "rbf", *, noise: bool = True) -> GPModel:
-    """A GP family for standardised targets over the box spanned by ``candidates``.
-
-    lengthscale ~ LogNormal(log(0.2·range), 1) (shared), variance ~ LogNormal(0, 1),
-    noise variance ~ LogNormal(log 1e-2, 2) (or a fixed 1e-6 with ``noise=False``); zero mean.
-    The priors depend only on the candidate set, never on measured data, so they are fixed for
-    the whole compiled campaign.
-    """
-    C = np.asarray(candidates, float)
-    C = C[:, None] if C.ndim == 1 else C
-    span = float(np.mean(np.maximum(C.max(0) - C.min(0), 1e-6)))
-    cls = K.by_name(kernel)
-    priors = {
-        "lengthscale": dist.LogNormal(float(np.log(0.2 * span)), 1.0),
-        "variance": dist.LogNormal(0.0, 1.0),
-    }
-    if noise:
-        priors["noise"] = dist.LogNormal(float(np.log(1e-2)), 2.0)
-    return GPModel(
-        kernel=lambda p: cls(lengthscale=p["lengthscale"], variance=p["variance"]),
-        priors=priors,
-    )
-
-
-def make_config(
-    candidates: ArrayLike | None = None,
-    *,
-    model: GPModel | None = None,
-    kernel: str = "rbf",
-    mode: str = "map",
-    acquisition: str | Callable | Sequence[str | Callable] = "logei",
-    acq_kwargs: dict | Sequence[dict | None] | None = None,
-    penalties: Sequence[Callable] = (),
-    q: int = 1,
-    **options: Any,
-) -> CampaignConfig:
-    """Build a :class:`CampaignConfig`, checking every option.
-
-    Args:
-        candidates: the candidate set (used for the default model's priors).
-        model: a :class:`GPModel` for standardised targets; default :func:`default_model`.
-        mode: ``"map"``, ``"nuts"`` or ``"fixed"``.
-        acquisition: a name known to :func:`jaxscope.acquisition.get`, a callable
-            ``fn(pred, *, best, key) -> (m,)`` scores (higher is better), or a sequence of these
-            (the state's ``policy`` picks one).
-        acq_kwargs: keyword arguments bound to the acquisition(s) (one dict per acquisition).
-        penalties: callables ``fn(scores, ctx) -> scores`` applied in order (see
-            :class:`jaxscope._campaign_parts.PenaltyContext`).
-        q: points per step.
-        **options: any other :class:`CampaignConfig` field (``batch``, ``exclusion_radius``,
-            ``chunk_size``, ``map_steps``, ``num_warmup``, ``num_samples``, ...).
-    """
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
-    if q < 1:
-        raise ValueError(f"q must be a positive number of points per step, got {q}")
-    fields = set(CampaignConfig.__dataclass_fields__) - {
-        "model",
-        "mode",
-        "acquisitions",
-        "penalties",
-        "q",
-    }
-    unknown = set(options) - fields
-    if unknown:
-        raise ValueError(f"unknown campaign option(s) {sorted(unknown)}; known: {sorted(fields)}")
-    if model is None:
-        if candidates is None:
-            raise ValueError("give either a model or the candidates to build the default model")
-        model = default_model(candidates, kernel)
-    acqs = acquisition if isinstance(acquisition, list | tuple) else [acquisition]
-    kws = acq_kwargs if isinstance(acq_kwargs, list | tuple) else [acq_kwargs] * len(acqs)
-    if len(kws) != len(acqs):
-        raise ValueError(f"{len(acqs)} acquisitions but {len(kws)} acq_kwargs dicts")
-    resolved = [resolve_acquisition(a, kw) for a, kw in zip(acqs, kws, strict=True)]
-    fns = tuple(fn for fn, _ in resolved)
-    if any(needs for _, needs in resolved):
-        options.setdefault("num_draws", 1)
-    return CampaignConfig(
-        model=model, mode=mode, acquisitions=fns, penalties=tuple(penalties), q=q, **options
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -424,7 +326,12 @@ def decide(state: CampaignState, config: CampaignConfig, problem: Any) -> Decisi
         pred = _predict(config, posts, scaler, C)
     if config.num_draws:
         draws = posterior_draws(
-            posts, jax.random.fold_in(k_acq, 1), C, config.num_draws, chunk_size=config.chunk_size
+            posts,
+            jax.random.fold_in(k_acq, 1),
+            C,
+            config.num_draws,
+            method=config.draw_method,
+            chunk_size=config.chunk_size,
         )
         pred = pred._replace(draws=draws * scaler.scale + scaler.shift)
     sign = _sign(problem)
@@ -435,7 +342,17 @@ def decide(state: CampaignState, config: CampaignConfig, problem: Any) -> Decisi
     fns = [lambda p=p: p(pred_up, best=best, key=k_acq) for p in config.acquisitions]
     scores = fns[0]() if len(fns) == 1 else jax.lax.switch(state.policy, fns)
     scores = apply_penalties(scores, config, state, pred_up, problem)
-    index, acq = select_batch(scores, C, config, params, pred_up)
+    ctx = {
+        "posts": posts,
+        "cache": state.cache,
+        "scaler": scaler,
+        "sign": sign,
+        "best": best,
+        "allowed": scores > -jnp.inf,
+        "policy": state.policy,
+        "key": jax.random.fold_in(k_acq, 2),
+    }
+    index, acq = select_batch(scores, C, config, params, ctx)
     return Decision(
         index=index,
         x=C[index],

@@ -144,12 +144,13 @@ class HostRunner:
         retries: failed attempts at a point before it is excluded.
         checkpoint_every: save the state every this many steps (and at the end).
         progress: show a tqdm progress bar.
+        meta: extra JSON settings (problem name, acquisition, ...) a resumed run must match.
     """
 
     def __init__(self, config: CampaignConfig, problem: Any, directory: str | os.PathLike, *,
                  num_steps: int, num_init: int, seed: int = 0, hooks: Sequence[Callable] = (),
                  retries: int = 1, checkpoint_every: int = 1, progress: bool = True,
-                 max_attempts: int = 100):
+                 max_attempts: int = 100, meta: dict | None = None):
         if isinstance(problem, np.ndarray | jax.Array):
             problem = GuardedProblem(jnp.asarray(problem), jnp.ones(len(problem), bool))
         self.C = np.asarray(problem.candidates)
@@ -167,7 +168,7 @@ class HostRunner:
         self._state_key = jax.random.fold_in(key, 1)
         settings = {"num_steps": self.num_steps, "num_init": self.num_init, "seed": self.seed,
                     "q": config.q, "m": len(self.C), "d": self.C.shape[1],
-                    "dtype": str(self.C.dtype), "mode": config.mode}
+                    "dtype": str(self.C.dtype), "mode": config.mode, **(meta or {})}
         self._reset_host()
         if not self.journal.records:
             self.journal.append("start", settings=settings)

@@ -52,20 +52,28 @@ def _map_lbfgs(model, obs, u0, max_steps, tol):
     fun = partial(_neg_log_post, model=model, obs=obs)
     opt = optax.lbfgs()
     value_and_grad = optax.value_and_grad_from_state(fun)
+    dtype = jax.tree_util.tree_leaves(u0)[0].dtype
+    # relative-decrease test (as scipy's L-BFGS-B ``ftol``): stop once a step no longer lowers the
+    # loss beyond rounding, so float32 runs stop at float32 precision instead of at max_steps
+    ftol = 10 * jnp.finfo(dtype).eps
 
     def step(carry):
-        u, state = carry
+        u, state, _ = carry
         value, grad = value_and_grad(u, state=state)
         updates, state = opt.update(grad, state, u, value=value, grad=grad, value_fn=fun)
-        return optax.apply_updates(u, updates), state
+        return optax.apply_updates(u, updates), state, value
 
     def cont(carry):
-        _, state = carry
+        _, state, prev = carry
         k = otu.tree_get(state, "count")
         g = otu.tree_get(state, "grad")
-        return (k == 0) | ((k < max_steps) & (otu.tree_norm(g) >= tol))
+        value = otu.tree_get(state, "value")
+        scale = jnp.maximum(jnp.maximum(jnp.abs(prev), jnp.abs(value)), 1.0)
+        decreasing = (k < 2) | (prev - value > ftol * scale)
+        return (k == 0) | ((k < max_steps) & (otu.tree_norm(g) >= tol) & decreasing)
 
-    u, state = jax.lax.while_loop(cont, step, (u0, opt.init(u0)))
+    init = (u0, opt.init(u0), jnp.asarray(jnp.inf, dtype))
+    u, state, _ = jax.lax.while_loop(cont, step, init)
     loss, grad = jax.value_and_grad(fun)(u)
     return u, MAPInfo(loss, otu.tree_get(state, "count"), otu.tree_norm(grad))
 
@@ -83,7 +91,7 @@ def _map_adam(model, obs, u0, num_steps: int, learning_rate):
 
     (u, _), _ = jax.lax.scan(step, (u0, opt.init(u0)), length=num_steps)
     loss, grad = jax.value_and_grad(fun)(u)
-    return u, MAPInfo(loss, jnp.asarray(num_steps), otu.tree_norm(grad))
+    return u, MAPInfo(loss, jnp.asarray(num_steps, jnp.int32), otu.tree_norm(grad))
 
 
 def fit_map(
@@ -106,6 +114,8 @@ def fit_map(
         optimizer: ``"lbfgs"`` (whole run in one ``lax.while_loop``) or ``"adam"`` (one
             ``lax.scan`` of ``num_steps``).
         num_steps: maximum iterations (L-BFGS) or exact steps (Adam).
+        tol: L-BFGS stops when the gradient norm (unconstrained space) falls below ``tol``, or
+            when a step lowers the loss by less than ``10·eps`` relative (float32 precision).
 
     Returns:
         ``(params, info)``: constrained hyperparameters and a :class:`MAPInfo`.
@@ -114,7 +124,9 @@ def fit_map(
     init = {k: jnp.asarray(v, obs.X.dtype) for k, v in init.items()}
     u0 = model.unconstrain(init)
     if optimizer == "lbfgs":
-        u, info = _map_lbfgs(model, obs, u0, num_steps, tol)
+        # arrays, not Python numbers: other step limits and tolerances reuse the compiled loop
+        max_steps = jnp.asarray(num_steps, jnp.int32)
+        u, info = _map_lbfgs(model, obs, u0, max_steps, jnp.asarray(tol, obs.X.dtype))
     elif optimizer == "adam":
         u, info = _map_adam(model, obs, u0, num_steps, learning_rate)
     else:

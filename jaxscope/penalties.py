@@ -239,7 +239,18 @@ def mark_measured(measured: Bool[Array, " m"], index: ArrayLike) -> Bool[Array, 
 
 
 __all__ = [
-    "exclude_points", "exclude_measured", "box_mask", "grid_border_mask", "RecentPoints",
-    "memory_init", "memory_update", "memory_mask", "delta_penalty", "inverse_distance_penalty",
-    "travel_cost", "combine", "select", "mark_measured",
+    "exclude_points",
+    "exclude_measured",
+    "box_mask",
+    "grid_border_mask",
+    "RecentPoints",
+    "memory_init",
+    "memory_update",
+    "memory_mask",
+    "delta_penalty",
+    "inverse_distance_penalty",
+    "travel_cost",
+    "combine",
+    "select",
+    "mark_measured",
 ]

@@ -14,6 +14,9 @@ or a batch of them with a leading sample axis), :func:`from_cache` (a
 :class:`~jaxscope.gp.PredictiveCache`, possibly batched), :func:`from_model` (MAP parameters) and
 :func:`from_samples` (hyperparameter samples, e.g. from :func:`~jaxscope.inference.fit_nuts`).
 
+The builders are compiled with ``equinox.filter_jit`` (arrays traced, everything else static), so
+eager calls in a notebook cost one compilation per shape, not one per primitive.
+
 Example:
     >>> post = gp.condition(obs)
     >>> pred = from_posterior(post, Xc, key=jax.random.key(0), num_draws=1)
@@ -99,6 +102,7 @@ def _take(tree: Any, j) -> Any:
     return jax.tree_util.tree_map(lambda a: a[j] if eqx.is_array(a) else a, tree)
 
 
+@eqx.filter_jit
 def posterior_draws(
     post: Posterior,
     key: PRNGKeyArray,
@@ -121,9 +125,7 @@ def posterior_draws(
     Xc = as_points(Xc, "Xc")
 
     def one(p, k, n):
-        return p.sample(
-            k, Xc, n, method=method, num_features=num_features, chunk_size=chunk_size
-        )
+        return p.sample(k, Xc, n, method=method, num_features=num_features, chunk_size=chunk_size)
 
     if not _is_batched_posterior(post):
         return one(post, key, num_draws)
@@ -141,6 +143,7 @@ def posterior_draws(
     return jax.vmap(lambda j, k: one(_take(post, j), k, 1)[0])(idx, keys)
 
 
+@eqx.filter_jit
 def from_posterior(
     post: Posterior,
     Xc: ArrayLike,
@@ -177,12 +180,18 @@ def from_posterior(
         if key is None:
             raise ValueError("num_draws > 0 needs a PRNG key")
         draws = posterior_draws(
-            post, key, Xc, num_draws, method=method, num_features=num_features,
+            post,
+            key,
+            Xc,
+            num_draws,
+            method=method,
+            num_features=num_features,
             chunk_size=chunk_size,
         )
     return from_moments(mean, var, draws)
 
 
+@eqx.filter_jit
 def from_cache(
     cache: PredictiveCache,
     *,
@@ -207,6 +216,7 @@ def from_cache(
     return from_moments(cache.mean, cache.var, draws)
 
 
+@eqx.filter_jit
 def from_model(
     model: Any,
     params: dict,
@@ -221,6 +231,7 @@ def from_model(
     return from_posterior(model.build(params).condition(obs), Xc, **kw)
 
 
+@eqx.filter_jit
 def from_samples(
     model: Any,
     samples: Any,

@@ -1,4 +1,4 @@
-r"""Strategy benchmark engine: acquisitions × problems × seeds as one ``vmap``-ped, compiled program.
+r"""Strategy benchmark: acquisitions × problems × seeds as one ``vmap``-ped, compiled program.
 
 Every (strategy, problem, seed) triple is one independent campaign
 (:func:`jaxscope.compiled.run_campaign`): the strategy is the state's ``policy`` (an index into
@@ -51,15 +51,22 @@ class GridProblem(eqx.Module):
     """A problem tabulated on a grid of the unit cube: a pure JAX simulator (maximisation).
 
     ``measure(key, x) = values[nearest(x)] + noise · ε``; ``truth`` looks up the nearest grid
-    value. Problems with equal grids stack into one pytree (:func:`stack_problems`) and ``vmap``.
+    value. With ``size`` set, the candidates are :func:`unit_grid` ``(size, d)`` and the lookup
+    is O(1) per point (rounding); otherwise it is a brute-force nearest-neighbour search.
+    Problems with equal grids stack into one pytree (:func:`stack_problems`) and ``vmap``.
     """
 
     candidates: Float[Array, "m d"]
     values: Float[Array, " m"]
     noise: Float[Array, ""]
+    size: int | None = eqx.field(static=True, default=None)
     maximize: bool = eqx.field(static=True, default=True)
 
     def _nearest(self, X):
+        if self.size is not None:
+            n, d = self.size, X.shape[1]
+            ij = jnp.clip(jnp.round(X * (n - 1)), 0, n - 1).astype(jnp.int32)
+            return jnp.sum(ij * (n ** jnp.arange(d - 1, -1, -1, dtype=jnp.int32)), axis=1)
         a = jnp.sum(self.candidates**2, axis=1)
         d2 = jnp.sum(X**2, axis=1)[:, None] + a[None, :] - 2.0 * X @ self.candidates.T
         return jnp.argmin(d2, axis=1)
@@ -86,7 +93,7 @@ def tabulate(sim: Any, size: int, *, noise: float = 0.02, dtype=None) -> GridPro
     sign = 1.0 if getattr(sim, "maximize", True) else -1.0
     values = sign * jnp.asarray(sim.truth(X), U.dtype)
     span = jnp.max(values) - jnp.min(values)
-    return GridProblem(candidates=U, values=values, noise=(noise * span).astype(U.dtype))
+    return GridProblem(candidates=U, values=values, noise=(noise * span).astype(U.dtype), size=size)
 
 
 def stack_problems(problems: list[GridProblem]) -> GridProblem:

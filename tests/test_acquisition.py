@@ -11,12 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
-from conftest import assert_allclose, tols
+from conftest import assert_allclose, count_compilations, tols
+from jaxscope.kernels import RBF
 from scipy import integrate, special, stats
 
 from jaxscope import GP, GPModel, Observations, predict_mixture
 from jaxscope import acquisition as A
-from jaxscope.kernels import RBF
 
 # --- references -------------------------------------------------------------------------------
 
@@ -74,14 +74,31 @@ def test_ei_pi_match_scipy(dtype, maximize):
     assert ei.dtype == dtype and ei.shape == (50,)
     assert_allclose(ei, want_ei, scale=10)
     assert_allclose(pi, want_pi, scale=10)
-    assert_allclose(A.get("logpi")(pred, best=best, xi=xi, maximize=maximize),
-                    np.log(want_pi), scale=10)
-    assert_allclose(A.get("logei")(pred, best=best, xi=xi, maximize=maximize),
-                    np.log(want_ei), scale=10)
+    assert_allclose(
+        A.get("logpi")(pred, best=best, xi=xi, maximize=maximize), np.log(want_pi), scale=10
+    )
+    assert_allclose(
+        A.get("logei")(pred, best=best, xi=xi, maximize=maximize), np.log(want_ei), scale=10
+    )
 
 
-TAIL_Z = [-1e4, -1e3, -100.0, -40.0, -20.0, -10.0, -5.0, -4.0, -2.5, -1.0, -0.5, 0.0, 1.0, 3.0,
-          30.0]
+TAIL_Z = [
+    -1e4,
+    -1e3,
+    -100.0,
+    -40.0,
+    -20.0,
+    -10.0,
+    -5.0,
+    -4.0,
+    -2.5,
+    -1.0,
+    -0.5,
+    0.0,
+    1.0,
+    3.0,
+    30.0,
+]
 
 
 def test_logei_tail_high_precision(dtype):
@@ -99,8 +116,9 @@ def test_logei_tail_high_precision(dtype):
     ei = np.asarray(A.expected_improvement(pred, best=best))
     assert np.all(np.isfinite(ei)) and np.all(ei >= 0)
     # gradients with respect to the mean are finite and match d/dz log h = Φ(z)/h(z)
-    g = jax.grad(lambda m: jnp.sum(A.log_expected_improvement(A.from_moments(m, pred.var[0]),
-                                                              best=best)))(pred.mean[0])
+    g = jax.grad(
+        lambda m: jnp.sum(A.log_expected_improvement(A.from_moments(m, pred.var[0]), best=best))
+    )(pred.mean[0])
     g = np.asarray(g, np.float64)
     assert np.all(np.isfinite(g))
     want_g = np.exp(special.log_ndtr(z) - np.array([ref_log_h(v) for v in z])) / sd
@@ -126,8 +144,9 @@ def test_ucb_maxvar_weighted_mean_on_mixture_moments(dtype):
     mu = mean.mean(0)
     v = (var + mean**2).mean(0) - mu**2
     assert_allclose(A.get("ucb")(pred, beta=2.5), mu + np.sqrt(2.5) * np.sqrt(v), scale=10)
-    assert_allclose(A.get("ucb")(pred, beta=2.5, maximize=False),
-                    -mu + np.sqrt(2.5) * np.sqrt(v), scale=10)
+    assert_allclose(
+        A.get("ucb")(pred, beta=2.5, maximize=False), -mu + np.sqrt(2.5) * np.sqrt(v), scale=10
+    )
     assert_allclose(A.get("maxvar")(pred), v, scale=10)
     assert_allclose(A.get("weighted")(pred, a=0.3, b=2.0), 0.3 * mu + 2.0 * np.sqrt(v), scale=10)
     assert_allclose(A.get("mean")(pred, maximize=False), -mu, scale=10)
@@ -158,12 +177,15 @@ def test_predictive_from_samples_matches_predict_mixture(x64):
         kernel=lambda p: RBF(lengthscale=p["lengthscale"], variance=p["variance"]),
         priors={k: dist.LogNormal(0.0, 1.0) for k in ("lengthscale", "variance", "noise")},
     )
-    samples = {"lengthscale": jnp.array([0.1, 0.2, 0.4]), "variance": jnp.array([0.5, 1.0, 2.0]),
-               "noise": jnp.array([1e-2, 2e-2, 5e-3])}
+    samples = {
+        "lengthscale": jnp.array([0.1, 0.2, 0.4]),
+        "variance": jnp.array([0.5, 1.0, 2.0]),
+        "noise": jnp.array([1e-2, 2e-2, 5e-3]),
+    }
     Xc = jnp.linspace(0, 1, 9)[:, None]
     pred = A.from_samples(model, samples, obs, Xc)
     assert pred.mean.shape == (3, 9)
-    mu, var = predict_mixture(model.build, samples, obs, Xc)
+    mu, var = jax.jit(lambda s: predict_mixture(model.build, s, obs, Xc))(samples)
     m2, v2 = pred.moments()
     assert_allclose(m2, mu, scale=10)
     assert_allclose(v2, var, scale=10)
@@ -291,8 +313,17 @@ def test_registry_and_errors():
         A.get("kg")(pred)
     with pytest.raises(ValueError, match="same shape"):
         A.from_moments(jnp.zeros(3), jnp.ones(4))
-    assert set(A.names()) >= {"ei", "logei", "pi", "logpi", "ucb", "maxvar", "thompson", "kg",
-                              "weighted"}
+    assert set(A.names()) >= {
+        "ei",
+        "logei",
+        "pi",
+        "logpi",
+        "ucb",
+        "maxvar",
+        "thompson",
+        "kg",
+        "weighted",
+    }
 
 
 def test_rules_jit_and_vmap_over_samples(dtype):
@@ -301,14 +332,32 @@ def test_rules_jit_and_vmap_over_samples(dtype):
     mean = jnp.asarray(rs.randn(5, 2, 8), dtype)
     var = jnp.asarray(rs.uniform(0.1, 1, (5, 2, 8)), dtype)
     for name in ["ei", "logei", "pi", "logpi", "ucb", "maxvar", "weighted", "mean"]:
-        fn = jax.jit(jax.vmap(lambda m, v, f=A.get(name): f(A.Predictive(m, v), best=0.1)))
-        out = fn(mean, var)
-        ref = np.stack([A.get(name)(A.Predictive(mean[i], var[i]), best=0.1) for i in range(5)])
+        rule = A.get(name)
+        out = jax.jit(jax.vmap(lambda m, v, rule=rule: rule(A.Predictive(m, v), best=0.1)))(
+            mean, var
+        )
+        ref = np.stack([rule(A.Predictive(mean[i], var[i]), best=0.1) for i in range(5)])
         np.testing.assert_allclose(np.asarray(out), ref, **tols(dtype, 10))
 
 
+def test_new_values_do_not_recompile():
+    """A rule called again with new data and a new incumbent (same shapes) compiles nothing."""
+    rs = np.random.RandomState(6)
+    pred = A.from_moments(jnp.asarray(rs.randn(2, 16)), jnp.asarray(rs.rand(2, 16) + 0.1))
+    pred2 = A.from_moments(jnp.asarray(rs.randn(2, 16)), jnp.asarray(rs.rand(2, 16) + 0.1))
+    A.log_expected_improvement(pred, best=0.5).block_until_ready()
+    with count_compilations() as log:
+        A.log_expected_improvement(pred2, best=1.5).block_until_ready()
+        A.log_expected_improvement(pred2, best=jnp.asarray([0.1, 0.2])).block_until_ready()
+    assert len(log) <= 1  # only the (s,)-shaped incumbent is a new signature
+    with count_compilations() as log:
+        A.log_expected_improvement(pred, best=-3.0).block_until_ready()
+    assert len(log) == 0
+
+
 def test_incumbent():
-    obs = Observations.from_arrays(np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 3.0, -2.0]),
-                                   capacity=5)
+    obs = Observations.from_arrays(
+        np.array([[0.0], [1.0], [2.0]]), np.array([1.0, 3.0, -2.0]), capacity=5
+    )
     assert float(A.incumbent(obs)) == 3.0
     assert float(A.incumbent(obs, maximize=False)) == -2.0

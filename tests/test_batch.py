@@ -8,13 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import assert_allclose
+from conftest import assert_allclose, count_compilations
+from jaxscope.kernels import RBF
 
 from jaxscope import GP, Observations
 from jaxscope import acquisition as A
 from jaxscope import batch as B
 from jaxscope.continuous import maximize_box, point_acquisition
-from jaxscope.kernels import RBF
 
 
 def _problem(dtype, n=5, cap=10, m=15, seed=0, ls=0.15, noise=1e-2):
@@ -52,7 +52,8 @@ def test_nms_respects_radius(dtype, radius):
     mask = rs.rand(64) > 0.2
     q = 5
     idx, vals, ok = jax.jit(lambda s, X, m: B.nms(s, X, q, jnp.asarray(radius, dtype), mask=m))(
-        jnp.asarray(scores, dtype), jnp.asarray(X, dtype), jnp.asarray(mask))
+        jnp.asarray(scores, dtype), jnp.asarray(X, dtype), jnp.asarray(mask)
+    )
     want = _nms_reference(np.where(mask, scores, -np.inf), X, q, radius)
     assert np.asarray(ok).all()
     assert list(np.asarray(idx)) == want
@@ -82,7 +83,8 @@ def test_kriging_believer_equals_sequential_refit(x64, rule):
     q = 4
     mask = jnp.ones(Xc.shape[0], bool).at[3].set(False)
     idx, vals = jax.jit(lambda c, b: B.kriging_believer(c, q, rule, best=b, mask=mask))(
-        gp.condition(obs).cache(Xc), best)
+        gp.condition(obs).cache(Xc), best
+    )
     # reference: refit from scratch with each believed value appended to the data
     o, b, allowed, ref_idx, ref_vals = obs, float(best), np.asarray(mask).copy(), [], []
     for _ in range(q):
@@ -98,6 +100,17 @@ def test_kriging_believer_equals_sequential_refit(x64, rule):
     assert list(np.asarray(idx)) == ref_idx
     assert_allclose(vals, ref_vals, scale=1e3)
     assert len(set(ref_idx)) == q
+
+
+def test_kriging_believer_compiles_once_for_new_data(x64):
+    gp, obs, Xc = _problem(jnp.float64)
+    _, obs2, _ = _problem(jnp.float64, seed=3)
+    c1, c2 = gp.condition(obs).cache(Xc), gp.condition(obs2).cache(Xc)
+    idx1, _ = B.kriging_believer(c1, 3, "logei", best=0.9)
+    with count_compilations() as log:
+        idx2, _ = B.kriging_believer(c2, 3, "logei", best=0.4)
+        idx2.block_until_ready()
+    assert len(log) == 0
 
 
 def test_kriging_believer_over_hyperparameter_samples(x64):
@@ -145,8 +158,9 @@ def test_joint_qei_matches_independent_monte_carlo(x64):
     gp, obs, Xc = _problem(jnp.float64, m=21)
     post = gp.condition(obs)
     best = float(A.incumbent(obs))
-    idx, vals = B.select_joint(post, Xc, 3, key=jax.random.key(0), kind="qei", best=best,
-                               num_draws=4096, subset=10)
+    idx, vals = B.select_joint(
+        post, Xc, 3, key=jax.random.key(0), kind="qei", best=best, num_draws=4096, subset=10
+    )
     idx = np.asarray(idx)
     assert len(set(idx.tolist())) == 3 and np.all(np.diff(np.asarray(vals)) >= 0)
     # q = 1: the MC value of the first pick is the analytic EI there
@@ -167,8 +181,9 @@ def test_joint_qucb_q1_is_ucb(x64):
     gp, obs, Xc = _problem(jnp.float64, m=21)
     post = gp.condition(obs)
     beta = 4.0
-    idx, vals = B.select_joint(post, Xc, 2, key=jax.random.key(3), kind="qucb", beta=beta,
-                               num_draws=8192, subset=8)
+    idx, vals = B.select_joint(
+        post, Xc, 2, key=jax.random.key(3), kind="qucb", beta=beta, num_draws=8192, subset=8
+    )
     ucb = np.asarray(A.upper_confidence_bound(A.from_posterior(post, Xc), beta=beta))
     i0 = int(idx[0])
     # E[μ + sqrt(βπ/2)|f - μ|] = μ + sqrt(β) σ
@@ -192,8 +207,9 @@ def test_multistart_finds_quadratic_maximum(dtype):
     c = jnp.asarray([0.3, -0.2, 0.7], dtype)
     fn = lambda x: -jnp.sum((x - c) ** 2 * jnp.asarray([1.0, 4.0, 0.5], dtype))
     bounds = jnp.asarray([[-1.0, 1.0], [-1.0, 1.0], [0.0, 2.0]], dtype)
-    res = jax.jit(lambda k: maximize_box(fn, bounds, k, num_starts=8, num_steps=300,
-                                         learning_rate=0.02))(jax.random.key(0))
+    res = jax.jit(
+        lambda k: maximize_box(fn, bounds, k, num_starts=8, num_steps=300, learning_rate=0.02)
+    )(jax.random.key(0))
     np.testing.assert_allclose(np.asarray(res.x), np.asarray(c), atol=2e-3)
     # a maximum outside the box lands exactly on its face
     fn2 = lambda x: -jnp.sum((x - jnp.asarray([2.0, 0.0, 1.0], dtype)) ** 2)
@@ -220,12 +236,14 @@ def test_multistart_maximises_gp_ucb_on_branin(x64):
     post = GP(RBF(lengthscale=0.25), noise=1e-4).condition(obs)
     fn = point_acquisition(post, "ucb", beta=4.0)
     bounds = jnp.array([[0.0, 1.0], [0.0, 1.0]])
-    res = jax.jit(lambda k: maximize_box(fn, bounds, k, num_starts=32, num_steps=200,
-                                         learning_rate=0.01))(jax.random.key(0))
+    res = jax.jit(
+        lambda k: maximize_box(fn, bounds, k, num_starts=32, num_steps=200, learning_rate=0.01)
+    )(jax.random.key(0))
     g = np.linspace(0, 1, 201)
     G = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    grid = np.asarray(A.upper_confidence_bound(A.from_posterior(post, G, chunk_size=8192),
-                                               beta=4.0))
+    grid = np.asarray(
+        A.upper_confidence_bound(A.from_posterior(post, G, chunk_size=8192), beta=4.0)
+    )
     # the continuous optimum is at least as good as the dense grid (up to the grid's resolution)
     assert float(res.value) >= grid.max() - 1e-6
     assert float(res.value) <= grid.max() + 0.05 * abs(grid.max())

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import count_compilations
 from scipy import stats
 
 from jaxscope.campaign import (
@@ -22,8 +23,6 @@ from jaxscope.campaign import (
 from jaxscope.compiled import CallbackProblem
 from jaxscope.gp import default_jitter
 from jaxscope.instruments.toy import ThreeGaussians
-
-from conftest import count_compilations
 
 SIZE, N_INIT, STEPS = 8, 6, 3
 decide_jit = eqx.filter_jit(decide)
@@ -97,8 +96,12 @@ def map_run(sim):
 
 @pytest.fixture(scope="module")
 def fixed_cfg(sim):
-    return make_config(sim.candidates, acquisition=["ucb", "maxvar"],
-                       acq_kwargs=[{"beta": 4.0}, None], mode="fixed")
+    return make_config(
+        sim.candidates,
+        acquisition=["ucb", "maxvar"],
+        acq_kwargs=[{"beta": 4.0}, None],
+        mode="fixed",
+    )
 
 
 # --- tests ---------------------------------------------------------------------------------------
@@ -136,8 +139,9 @@ def test_measured_point_is_chosen_point(sim, map_run):
         y = sim.measure_batch(jax.random.fold_in(key_t, 3), h.x[t])
         np.testing.assert_allclose(np.asarray(y), np.asarray(h.y[t]), rtol=1e-6, atol=1e-7)
     assert len(set(np.asarray(h.index[:, 0]).tolist())) == STEPS  # never re-measured
-    assert not np.any(np.isin(np.asarray(h.index[:, 0]),
-                              np.flatnonzero(np.asarray(states[0].measured))))
+    assert not np.any(
+        np.isin(np.asarray(h.index[:, 0]), np.flatnonzero(np.asarray(states[0].measured)))
+    )
     np.testing.assert_array_equal(np.asarray(final.position), np.asarray(h.x[-1, 0]))
 
 
@@ -157,8 +161,7 @@ def test_callback_instrument_sees_exactly_the_stored_points(sim):
         return jax.pure_callback(host, jax.ShapeDtypeStruct(X.shape[:1], X.dtype), X)
 
     prob = CallbackProblem(candidates=sim.candidates, fn=fn)
-    cfg = make_config(sim.candidates, acquisition="ucb", mode="fixed", q=2,
-                      exclusion_radius=0.2)
+    cfg = make_config(sim.candidates, acquisition="ucb", mode="fixed", q=2, exclusion_radius=0.2)
     s = init_jit(jax.random.key(3), cfg, prob, N_INIT, num_steps=STEPS)
     for _ in range(STEPS):
         s = step_jit(s, cfg, prob)
@@ -183,8 +186,13 @@ def test_record_stores_only_the_decision(sim, fixed_cfg):
 
 
 def test_fixed_mode_rank1_cache_equals_refit(sim, fixed_cfg, dtype):
-    s0 = init_jit(jax.random.key(2), fixed_cfg, sim.__class__(noise=0.05, size=SIZE, dtype=dtype),
-                  N_INIT, num_steps=STEPS)
+    s0 = init_jit(
+        jax.random.key(2),
+        fixed_cfg,
+        sim.__class__(noise=0.05, size=SIZE, dtype=dtype),
+        N_INIT,
+        num_steps=STEPS,
+    )
     prob = ThreeGaussians(noise=0.05, size=SIZE, dtype=dtype)
     s = s0
     for _ in range(STEPS):
@@ -285,5 +293,30 @@ def test_bad_input_is_refused(sim):
     with pytest.raises(ValueError, match="num_init"):
         init_random(jax.random.key(0), cfg, sim, 0, num_steps=2)
     with pytest.raises(ValueError, match="NaN"):
-        init(cfg, sim, np.zeros((2, 2)), np.array([0.0, np.nan]), num_steps=2,
-             key=jax.random.key(0))
+        init(
+            cfg, sim, np.zeros((2, 2)), np.array([0.0, np.nan]), num_steps=2, key=jax.random.key(0)
+        )
+
+
+def test_believer_batch_matches_numpy_fantasy(sim):
+    """Kriging believer, q=2: the second pick is the UCB argmax after adding the first pick
+    with its predicted mean as a fantasy observation (independent NumPy GP)."""
+    cfg = make_config(sim.candidates, acquisition="ucb", mode="fixed", q=2, batch="believer")
+    s = init_jit(jax.random.key(7), cfg, sim, N_INIT, num_steps=1)
+    d = decide_jit(s, cfg, sim)
+    X, y = real(s)
+    mu, sd = float(s.scaler.shift), float(s.scaler.scale)
+    ys = (y - mu) / sd
+    C = np.asarray(sim.candidates)
+    jit = default_jitter(jnp.float32)
+    m, v = np_gp(s.params, X, ys, C, jit)
+    measured = np.asarray(s.measured)
+    ucb = np.where(measured, -np.inf, m * sd + mu + 2 * np.sqrt(v) * sd)
+    i0 = int(np.argmax(ucb))
+    assert int(d.index[0]) == i0
+    m2, v2 = np_gp(s.params, np.vstack([X, C[i0]]), np.append(ys, m[i0]), C, jit)
+    ucb2 = m2 * sd + mu + 2 * np.sqrt(v2) * sd
+    ucb2[measured] = -np.inf
+    ucb2[i0] = -np.inf
+    assert int(d.index[1]) == int(np.argmax(ucb2))
+    np.testing.assert_allclose(float(d.acq[1]), ucb2.max(), rtol=1e-3, atol=1e-3)

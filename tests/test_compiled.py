@@ -21,7 +21,9 @@ SIDE, N_INIT, STEPS = 7, 5, 6
 def f2(X):
     X = np.asarray(X, np.float64)
     x1, x2 = X[:, 0], X[:, 1]
-    return np.sin(3 * x1) * np.cos(3 * x2) + 0.5 * np.exp(-((x1 - 0.6) ** 2 + (x2 - 0.4) ** 2) / 0.05)
+    return np.sin(3 * x1) * np.cos(3 * x2) + 0.5 * np.exp(
+        -((x1 - 0.6) ** 2 + (x2 - 0.4) ** 2) / 0.05
+    )
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,9 @@ def grid():
 @pytest.fixture(scope="module")
 def sim(grid):
     C, v = grid
-    return GridProblem(candidates=C, values=jnp.asarray(v, C.dtype), noise=jnp.asarray(0.0, C.dtype))
+    return GridProblem(
+        candidates=C, values=jnp.asarray(v, C.dtype), noise=jnp.asarray(0.0, C.dtype)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +107,9 @@ def test_scan_equals_step_loop(sim):
     for _ in range(3):
         s = step_jit(s, cfg, sim)
     np.testing.assert_array_equal(np.asarray(scanned.history.index), np.asarray(s.history.index))
-    np.testing.assert_allclose(np.asarray(scanned.cache.mean), np.asarray(s.cache.mean),
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(scanned.cache.mean), np.asarray(s.cache.mean), rtol=1e-4, atol=1e-5
+    )
     with pytest.raises(ValueError, match="num_steps"):
         run(s0, cfg, sim, num_steps=4)
 
@@ -120,8 +125,10 @@ def test_metrics_against_numpy(grid, pure_run):
     np.testing.assert_allclose(met["best"], best, rtol=1e-6)
     np.testing.assert_allclose(met["regret"], v.max() - best, rtol=1e-5, atol=1e-6)
     top = v >= np.sort(v)[-1]  # 1% of 49 points rounds to the single best candidate
-    found = [np.isin(np.flatnonzero(top), np.concatenate([seeds, idx[: t + 1]])).mean()
-             for t in range(STEPS)]
+    found = [
+        np.isin(np.flatnonzero(top), np.concatenate([seeds, idx[: t + 1]])).mean()
+        for t in range(STEPS)
+    ]
     np.testing.assert_allclose(met["top_found"], found)
     # rmse at each step = RMSE of the decision's predictive mean (recorded in the history)
     assert np.all(np.isfinite(np.asarray(met["rmse"])))
@@ -129,8 +136,7 @@ def test_metrics_against_numpy(grid, pure_run):
 
 @pytest.mark.slow
 def test_nuts_mode_predictive_is_exact_mixture(sim):
-    cfg = make_config(sim.candidates, acquisition="ucb", mode="nuts", num_warmup=30,
-                      num_samples=20)
+    cfg = make_config(sim.candidates, acquisition="ucb", mode="nuts", num_warmup=30, num_samples=20)
     s0 = eqx.filter_jit(init_random)(jax.random.key(3), cfg, sim, N_INIT, num_steps=2)
     d = eqx.filter_jit(decide)(s0, cfg, sim)
     S = d.samples["lengthscale"].shape[0]

@@ -174,7 +174,10 @@ def test_sweep_energy_bookkeeping_matches_recomputation(x64):
 
 @pytest.fixture(scope="module")
 def small_sims():
-    return {n: IsingSimulator(L=8, n_sweeps=n, n_burn=20, grid=(5, 3), truth_chains=16) for n in (25, 100)}
+    return {
+        n: IsingSimulator(L=8, n_sweeps=n, n_burn=20, grid=(5, 3), truth_chains=16)
+        for n in (25, 100)
+    }
 
 
 def test_simulator_deterministic_and_vmappable(small_sims):

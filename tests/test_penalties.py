@@ -25,8 +25,11 @@ def test_memory_mask_decays_with_age_like_hand_formula(dtype):
     step = jax.jit(P.memory_update)
     for x in chosen:
         mem = step(mem, jnp.asarray(x, dtype))
-    got = np.asarray(jax.jit(lambda m, X: P.memory_mask(m, X, dscale=dscale, gamma=gamma))(
-        mem, jnp.asarray(Xc, dtype)))
+    got = np.asarray(
+        jax.jit(lambda m, X: P.memory_mask(m, X, dscale=dscale, gamma=gamma))(
+            mem, jnp.asarray(Xc, dtype)
+        )
+    )
     # hand formula: the point chosen a steps ago (a = 0 the latest) forbids distance < d γ^a,
     # only the last k points count
     want = np.ones(len(Xc), bool)
@@ -52,16 +55,18 @@ def test_memory_partially_filled():
 
 def test_exclude_measured_and_radius(dtype):
     Xc = jnp.asarray(_grid(5), dtype)
-    obs = Observations.from_arrays(np.asarray(Xc)[[3, 12]], np.array([1.0, 2.0]), capacity=6,
-                                   dtype=dtype)
+    obs = Observations.from_arrays(
+        np.asarray(Xc)[[3, 12]], np.array([1.0, 2.0]), capacity=6, dtype=dtype
+    )
     allowed = np.asarray(P.exclude_measured(Xc, obs))
     want = np.ones(25, bool)
     want[[3, 12]] = False
     np.testing.assert_array_equal(allowed, want)  # padding rows (zeros) never exclude (0, 0)
     r = 0.3
     d = np.linalg.norm(np.asarray(Xc)[:, None] - np.asarray(Xc)[[3, 12]][None], axis=-1)
-    np.testing.assert_array_equal(np.asarray(P.exclude_measured(Xc, obs, radius=r)),
-                                  ~np.any(d <= r, axis=1))
+    np.testing.assert_array_equal(
+        np.asarray(P.exclude_measured(Xc, obs, radius=r)), ~np.any(d <= r, axis=1)
+    )
     # per-dimension radius (ellipse) and chunking agree with the hand formula
     rad = np.array([0.3, 0.1])
     e = np.sum(((np.asarray(Xc)[:, None] - np.asarray(Xc)[[3, 12]][None]) / rad) ** 2, -1)
@@ -103,8 +108,13 @@ def test_travel_cost(dtype, ord_):
     Xc = _grid(5)
     pos = np.array([0.25, 0.75])
     scale = np.array([1.0, 0.5])
-    got = P.travel_cost(jnp.asarray(Xc, dtype), jnp.asarray(pos, dtype), rate=2.0,
-                        scale=jnp.asarray(scale, dtype), ord=ord_)
+    got = P.travel_cost(
+        jnp.asarray(Xc, dtype),
+        jnp.asarray(pos, dtype),
+        rate=2.0,
+        scale=jnp.asarray(scale, dtype),
+        ord=ord_,
+    )
     assert_allclose(got, 2.0 * np.linalg.norm((Xc - pos) / scale, ord=ord_, axis=1), scale=10)
 
 
@@ -112,8 +122,9 @@ def test_combine_and_select(dtype):
     scores = jnp.asarray([1.0, 5.0, 3.0, 4.0], dtype)
     pen = jnp.asarray([0.0, 0.5, 0.0, 2.0], dtype)
     mask = jnp.array([True, False, True, True])
-    out = np.asarray(P.combine(scores, [pen, jnp.asarray([0.0, 0.0, jnp.inf, 0.0], dtype)],
-                               mask=mask))
+    out = np.asarray(
+        P.combine(scores, [pen, jnp.asarray([0.0, 0.0, jnp.inf, 0.0], dtype)], mask=mask)
+    )
     np.testing.assert_array_equal(out, [1.0, -np.inf, -np.inf, 2.0])
     i, v = jax.jit(P.select)(jnp.asarray(out, dtype))
     assert int(i) == 3 and float(v) == 2.0

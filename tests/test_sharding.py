@@ -47,10 +47,13 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def result():
     env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
     env["JAX_PLATFORMS"] = "cpu"
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -65,8 +68,7 @@ def test_sharded_equals_single_device(result):
     np.testing.assert_array_equal(np.array(a["index"]), np.array(b["index"]))
     assert np.array(a["index"]).shape == (2, 2, 2, 3, 1)
     for k in ("y", "regret", "top_found", "best", "rmse"):
-        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-5, atol=1e-6,
-                                   err_msg=k)
+        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-5, atol=1e-6, err_msg=k)
     # the strategies really differ (otherwise the comparison would be vacuous)
     idx = np.array(a["index"])
     assert not np.array_equal(idx[0], idx[1])

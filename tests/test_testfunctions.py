@@ -96,13 +96,20 @@ def _branin_ref(x):
 
 @pytest.mark.parametrize(
     "name, ref, dim",
-    [("ackley", _ackley_ref, 5), ("levy", _levy_ref, 4), ("rosenbrock", rosen, 5), ("branin", _branin_ref, 2)],
+    [
+        ("ackley", _ackley_ref, 5),
+        ("levy", _levy_ref, 4),
+        ("rosenbrock", rosen, 5),
+        ("branin", _branin_ref, 2),
+    ],
 )
 def test_against_reference_implementation(name, ref, dim, x64):
     b = np.asarray(FUNCTIONS[name].bounds(dim))
     X = b[:, 0] + (b[:, 1] - b[:, 0]) * np.random.default_rng(1).random((20, dim))
     got = np.asarray(jax.vmap(FUNCTIONS[name].fn)(jnp.asarray(X)))
-    np.testing.assert_allclose(got, [ref(list(x)) if name != "rosenbrock" else ref(x) for x in X], rtol=1e-12)
+    np.testing.assert_allclose(
+        got, [ref(list(x)) if name != "rosenbrock" else ref(x) for x in X], rtol=1e-12
+    )
 
 
 # --- the Simulator wrapper -----------------------------------------------------------------------
@@ -112,7 +119,9 @@ def test_simulator_candidates_hold_optimum(name, dtype):
     assert sim.candidates.dtype == dtype and not sim.maximize
     truth = sim.truth(sim.candidates)
     rtol = 1e-5 if dtype == jnp.float32 else 1e-9
-    np.testing.assert_allclose(float(truth.min()), LITERATURE[name][1], atol=LITERATURE[name][3] + rtol * 10)
+    np.testing.assert_allclose(
+        float(truth.min()), LITERATURE[name][1], atol=LITERATURE[name][3] + rtol * 10
+    )
     np.testing.assert_allclose(float(truth.min()), float(sim.optimum), rtol=rtol, atol=rtol)
     b = np.asarray(sim.bounds)
     X = np.asarray(sim.candidates)

@@ -33,10 +33,10 @@ from collections.abc import Iterable
 from typing import Protocol, runtime_checkable
 
 import equinox as eqx
-from equinox import AbstractVar
 import jax
 import jax.numpy as jnp
 import numpy as np
+from equinox import AbstractVar
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 
@@ -162,7 +162,11 @@ def travel_cost(
 
 
 def check_points(
-    X: ArrayLike, bounds: ArrayLike | None = None, *, dim: int | None = None, name: str = "X"
+    X: ArrayLike | list | tuple,
+    bounds: ArrayLike | list | tuple | None = None,
+    *,
+    dim: int | None = None,
+    name: str = "X",
 ) -> np.ndarray:
     """Validate points on the host: shape ``(q, d)``, finite, inside ``bounds``.
 
@@ -298,7 +302,7 @@ class SimulatorInstrument:
             if X.shape[0] == 0:
                 return np.zeros((0,), np.asarray(self.sim.candidates).dtype)
             Xj = jnp.asarray(X, self.sim.candidates.dtype)
-            start = jnp.asarray(self.counter, jnp.int32)  # traced: no recompile per call
+            start = np.asarray(self.counter, np.int32)  # an array, so traced: no recompile per call
             y = np.asarray(_measure_rows(self.sim, self._key, start, Xj))
             self.counter += X.shape[0]
             if self.record:

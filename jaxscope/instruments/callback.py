@@ -43,11 +43,14 @@ def _host_measure(instrument: Instrument, out_dtype) -> Callable[[np.ndarray], n
     bounds = getattr(instrument, "bounds", None)
 
     def host(X):
-        X = check_points(np.asarray(X), bounds, dim=instrument.dim, name="points sent to the instrument")
+        X = check_points(
+            np.asarray(X), bounds, dim=instrument.dim, name="points sent to the instrument"
+        )
         y = np.asarray(instrument.measure(X))
         if y.shape != (X.shape[0],):
             raise ValueError(
-                f"instrument returned shape {y.shape} for {X.shape[0]} points; expected ({X.shape[0]},)"
+                f"instrument returned shape {y.shape} for {X.shape[0]} points; "
+                f"expected ({X.shape[0]},)"
             )
         if not np.issubdtype(y.dtype, np.number):
             raise ValueError(f"instrument returned non-numeric values of dtype {y.dtype}")

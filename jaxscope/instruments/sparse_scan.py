@@ -95,7 +95,8 @@ class SparseScanSimulator(Simulator):
         """A simulator over ``make_surface(key, size, **surface_kwargs)``."""
         from .surface import make_surface
 
-        image = make_surface(key, size, **surface_kwargs)
+        # one compiled program instead of dozens of eager ops; non-array arguments are static
+        image = eqx.filter_jit(make_surface)(key, size, **surface_kwargs)
         return cls(image, noise, dwell=dwell, speed=speed, maximize=maximize)
 
     def pixel(self, x: Float[Array, " 2"]) -> tuple[Array, Array]:

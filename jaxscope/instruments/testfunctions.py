@@ -147,7 +147,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
         hartmann6,
         _box(0.0, 1.0),
         -3.3223680114155,  # literature: -3.32237
-        lambda d: np.array([[0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162, 0.65730054]]),
+        lambda d: np.array(
+            [[0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162, 0.65730054]]
+        ),
         6,
     ),
     "ackley": FunctionSpec(ackley, _box(-32.768, 32.768), 0.0, lambda d: np.zeros((1, d)), None),

@@ -11,7 +11,7 @@ with, in pixel units (:math:`x = 24\,u` for the unit-square coordinates ``u``),
 ``c = (5, 10), (17, 18), (18, 5)``, ``w = 4.5, 3.5, 5.0``, ``A = 1.0, 0.8, 0.6``.
 Coordinates are the unit square; candidate ``r * 25 + c`` is pixel ``(r, c)`` at
 ``(r / 24, c / 24)``. The maximum on the grid is at pixel (5, 10); its value
-(:attr:`ThreeGaussians.optimum`) is 1 plus the decoys' negligible tails there (< 1e-20).
+(:attr:`ThreeGaussians.optimum`) is 1 plus the decoys' tails there (about 3e-10).
 
 Example:
     >>> sim = ThreeGaussians(noise=0.05)
