@@ -334,6 +334,11 @@ def bench_latency(kind: str, quick: bool, dtype=jnp.float32) -> dict:
         prob, cfg, state = _latency_setup(side, n, steps, mode, dtype, chunk)
         block(state)
     step_jit = jax.jit(lambda s: step(s, cfg, prob), donate_argnums=0)
+    # donation needs one buffer per leaf (init shares e.g. the held hyperparameters between the
+    # state and its cache): copy every leaf once before the first call
+    state = jax.tree_util.tree_map(
+        lambda a: jnp.array(a, copy=True) if eqx.is_array(a) else a, state
+    )
     times, compiles = [], []
     for _i in range(steps):
         with Timer() as t:

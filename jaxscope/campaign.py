@@ -89,13 +89,15 @@ class History(eqx.Module):
 
     @classmethod
     def empty(cls, num_steps: int, q: int, dim: int, dtype) -> History:
-        nan = jnp.full((num_steps, q), jnp.nan, dtype)
+        def nan(*shape):  # a fresh buffer per field (donation needs distinct buffers)
+            return jnp.full(shape, jnp.nan, dtype)
+
         return cls(
             index=jnp.full((num_steps, q), -1, jnp.int32),
-            x=jnp.full((num_steps, q, dim), jnp.nan, dtype),
-            acq=nan,
-            y=nan,
-            rmse=jnp.full((num_steps,), jnp.nan, dtype),
+            x=nan(num_steps, q, dim),
+            acq=nan(num_steps, q),
+            y=nan(num_steps, q),
+            rmse=nan(num_steps),
             cost=jnp.zeros((num_steps,), dtype),
         )
 

@@ -26,6 +26,13 @@ import time
 
 import numpy as np
 
+HELP = "autonomous active-learning campaign on an embedded simulated instrument"
+DESCRIPTION = (
+    "Run an autonomous campaign (fit a GP, choose the next point by an acquisition rule, measure "
+    "it) on a simulated instrument through the host-driven runner: progress bar, journal, "
+    "checkpoints, automatic resume. Writes journal.jsonl, metrics.json, campaign.png and "
+    "metrics.png to --out."
+)
 DEFAULTS = {"problem": "sparse_scan", "acquisition": "ucb", "steps": 40, "batch_size": 1,
             "seed": 0, "num_init": 10, "size": 48, "out": "jaxscope-campaign"}
 

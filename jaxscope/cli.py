@@ -90,8 +90,25 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- jaxscope campaign (implementation and figures: campaign_cli.py) ----------------------------
+def register_campaign(sub) -> None:
+    from .campaign_cli import DESCRIPTION, HELP, add_arguments
+
+    p = sub.add_parser("campaign", help=HELP, description=DESCRIPTION)
+    add_arguments(p)
+    _add_common(p)
+    p.set_defaults(func=run_campaign)
+
+
+def run_campaign(args: argparse.Namespace) -> int:
+    _setup(args)
+    from .campaign_cli import main
+
+    return main(args)
+
+
 # --- registry ------------------------------------------------------------------------------------
-COMMANDS: list[Callable] = [register_reconstruct]
+COMMANDS: list[Callable] = [register_reconstruct, register_campaign]
 
 
 def build_parser() -> argparse.ArgumentParser:
