@@ -538,12 +538,17 @@ def worker_sharding(args):
                 "first_s": t1.wall,
                 "compile_s": t1.compile_s,
                 "run_s": t2.wall,
-                "index_checksum": int(np.sum(idx * np.arange(idx.size).reshape(idx.shape) % 7919)),
+                "index": idx.reshape(-1).tolist(),
                 "regret_mean": float(jnp.mean(out["regret"][..., -1])),
                 "load": t2.load,
             }
         )
     )
+
+
+def _same_campaigns(a, b, steps):
+    a, b = np.asarray(a).reshape(-1, steps), np.asarray(b).reshape(-1, steps)
+    return float(np.mean(np.all(a == b, axis=1)))
 
 
 def bench_sharding(quick: bool) -> dict:
@@ -589,7 +594,13 @@ def bench_sharding(quick: bool) -> dict:
             }
             for r in res
         },
-        "identical_choices_across_device_counts": len({r["index_checksum"] for r in res}) == 1,
+        "identical_choices_vs_1_device": {
+            str(r["devices"]): bool(r["index"] == res[0]["index"]) for r in res[1:]
+        },
+        "fraction_of_campaigns_identical_vs_1_device": {
+            str(r["devices"]): r4(_same_campaigns(r["index"], res[0]["index"], steps))
+            for r in res[1:]
+        },
         "regret_mean_by_devices": [r4(r["regret_mean"]) for r in res],
     }
 

@@ -40,8 +40,9 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from ._campaign_parts import Predictive, apply_penalties
-from .campaign import CampaignConfig, CampaignState, Decision, decide, init, record
-from .host import GuardedProblem, match_candidates
+from .campaign import CampaignConfig, CampaignState, Decision, decide, init
+from .host import _record
+from .host_state import GuardedProblem
 from .journal import Journal
 from .observations import Observations
 
@@ -75,8 +76,12 @@ class DecisionRecord(eqx.Module):
 
 def _pad_obs(obs: Observations, extra: int) -> Observations:
     z = lambda a: jnp.zeros((extra,) + a.shape[1:], a.dtype)
-    return Observations(X=jnp.concatenate([obs.X, z(obs.X)]), y=jnp.concatenate([obs.y, z(obs.y)]),
-                        mask=jnp.concatenate([obs.mask, z(obs.mask)]), count=obs.count)
+    return Observations(
+        X=jnp.concatenate([obs.X, z(obs.X)]),
+        y=jnp.concatenate([obs.y, z(obs.y)]),
+        mask=jnp.concatenate([obs.mask, z(obs.mask)]),
+        count=obs.count,
+    )
 
 
 @eqx.filter_jit
@@ -87,9 +92,15 @@ def random_choice(key: PRNGKeyArray, excluded: Bool[Array, " m"], n: int) -> Int
 
 
 @eqx.filter_jit
-def suggest_batch(state: CampaignState, config: CampaignConfig, problem: Any,
-                  excluded: Bool[Array, " m"], pending: Int[Array, " P"],
-                  pending_on: Bool[Array, " P"], n: int):
+def suggest_batch(
+    state: CampaignState,
+    config: CampaignConfig,
+    problem: Any,
+    excluded: Bool[Array, " m"],
+    pending: Int[Array, " P"],
+    pending_on: Bool[Array, " P"],
+    n: int,
+):
     """``n`` candidates by :func:`decide`'s fit + kriging-believer fantasies of pending points.
 
     Returns ``(index (n,), acq (n,), scores (n, m), decision)``; pure and deterministic.
@@ -113,15 +124,19 @@ def suggest_batch(state: CampaignState, config: CampaignConfig, problem: Any,
     caches, _ = jax.lax.scan(add_pending, caches, (pending, pending_on))
     best = jnp.max(jnp.where(state.obs.mask, sign * state.obs.y, -jnp.inf))
     k_acq = jax.random.fold_in(state.key, 7)
+
     def pick(carry, j):
         caches, measured = carry
-        pred = Predictive(mean=sign * (caches.mean * d0.scaler.scale + d0.scaler.shift),
-                          var=caches.var * d0.scaler.scale**2)
+        pred = Predictive(
+            mean=sign * (caches.mean * d0.scaler.scale + d0.scaler.shift),
+            var=caches.var * d0.scaler.scale**2,
+        )
         key = jax.random.fold_in(k_acq, j)
         fns = [lambda f=f: f(pred, best=best, key=key) for f in config.acquisitions]
         scores = fns[0]() if len(fns) == 1 else jax.lax.switch(state.policy, fns)
-        scores = apply_penalties(scores, config, eqx.tree_at(lambda s: s.measured, st, measured),
-                                 pred, problem)
+        scores = apply_penalties(
+            scores, config, eqx.tree_at(lambda s: s.measured, st, measured), pred, problem
+        )
         # nothing pending, first pick: exactly the campaign step's own scores
         scores = jnp.where((j == 0) & ~jnp.any(pending_on), d0.scores, scores)
         i = jnp.argmax(scores)
@@ -137,8 +152,9 @@ def replay(record: DecisionRecord, config: CampaignConfig, problem: Any) -> np.n
     n = record.index.shape[0]
     if record.state is None:
         return np.asarray(random_choice(record.key, record.excluded, n))
-    idx, *_ = suggest_batch(record.state, config, problem, record.excluded, record.pending,
-                            record.pending_on, n)
+    idx, *_ = suggest_batch(
+        record.state, config, problem, record.excluded, record.pending, record.pending_on, n
+    )
     return np.asarray(idx)
 
 
@@ -160,13 +176,28 @@ class Agent:
         journal: optional path of a journal (:mod:`jaxscope.journal`) of every event.
     """
 
-    def __init__(self, config: CampaignConfig, problem: Any, *, capacity: int, seed: int = 0,
-                 num_init: int = 5, max_pending: int = 16, journal=None):
+    def __init__(
+        self,
+        config: CampaignConfig,
+        problem: Any,
+        *,
+        capacity: int,
+        seed: int = 0,
+        num_init: int = 5,
+        max_pending: int = 16,
+        journal=None,
+    ):
         if config.q != 1:
-            raise ValueError(f"the agent needs a config with q=1 (suggest(n) batches), got {config.q}")
-        if any("draws" in getattr(getattr(f, "func", f), "requires", ()) for f in config.acquisitions):
-            raise ValueError("acquisitions that need joint posterior draws (thompson) are not "
-                             "supported by the agent's fantasy batches; use e.g. 'ucb' or 'logei'")
+            raise ValueError(
+                f"the agent needs a config with q=1 (suggest(n) batches), got {config.q}"
+            )
+        if any(
+            "draws" in getattr(getattr(f, "func", f), "requires", ()) for f in config.acquisitions
+        ):
+            raise ValueError(
+                "acquisitions that need joint posterior draws (thompson) are not "
+                "supported by the agent's fantasy batches; use e.g. 'ucb' or 'logei'"
+            )
         self.config, self.problem = config, _as_problem(problem)
         self.C = np.asarray(self.problem.candidates)
         self.capacity, self.num_init, self.max_pending = capacity, num_init, max_pending
@@ -199,8 +230,9 @@ class Agent:
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
         if len(self.pending) + n > self.max_pending:
-            raise ValueError(f"{len(self.pending)} points pending + {n} exceeds max_pending "
-                             f"{self.max_pending}")
+            raise ValueError(
+                f"{len(self.pending)} points pending + {n} exceeds max_pending {self.max_pending}"
+            )
         excluded = self._excluded()
         key = jax.random.fold_in(self.key, len(self.records))
         P = self.max_pending
@@ -217,24 +249,46 @@ class Agent:
         else:
             state = self.state if self.state is not None else self._start()
             excluded = excluded | (np.asarray(state.measured) & (not self.config.allow_repeats))
-            idx, acq, scores, dec = suggest_batch(state, self.config, self.problem,
-                                                  jnp.asarray(excluded), jnp.asarray(pend),
-                                                  jnp.asarray(on), n)
+            idx, acq, scores, dec = suggest_batch(
+                state,
+                self.config,
+                self.problem,
+                jnp.asarray(excluded),
+                jnp.asarray(pend),
+                jnp.asarray(on),
+                n,
+            )
             self.state, self._latest = state, dec
             index, acq, params = np.asarray(idx), np.asarray(acq), dec.params
             if not np.all(np.isfinite(acq)):
                 raise RuntimeError("no candidate left to suggest (all measured, pending or failed)")
-        self.records.append(DecisionRecord(state=state, key=key, excluded=jnp.asarray(excluded),
-                                           pending=jnp.asarray(pend), pending_on=jnp.asarray(on),
-                                           index=jnp.asarray(index), acq=jnp.asarray(acq),
-                                           scores=scores, params=params, ids=ids))
+        self.records.append(
+            DecisionRecord(
+                state=state,
+                key=key,
+                excluded=jnp.asarray(excluded),
+                pending=jnp.asarray(pend),
+                pending_on=jnp.asarray(on),
+                index=jnp.asarray(index),
+                acq=jnp.asarray(acq),
+                scores=scores,
+                params=params,
+                ids=ids,
+            )
+        )
         self._counter += n
         out = []
         for j, i in enumerate(index):
             s = Suggestion(ids[j], int(i), self.C[i].copy(), float(acq[j]))
             self.pending[s.id] = {"index": s.index, "x": s.x, "acq": s.acq}
-            self._log("request", step=len(self.records) - 1, id=s.id, index=s.index, x=s.x,
-                      acq=s.acq if math.isfinite(s.acq) else str(s.acq))
+            self._log(
+                "request",
+                step=len(self.records) - 1,
+                id=s.id,
+                index=s.index,
+                x=s.x,
+                acq=s.acq if math.isfinite(s.acq) else str(s.acq),
+            )
             out.append(s)
         return out
 
@@ -243,8 +297,14 @@ class Agent:
             raise RuntimeError("no measurement ingested yet: ingest the random-phase points first")
         X0 = self.C[[i for i, _ in self._seed]]
         y0 = np.asarray([y for _, y in self._seed], self.C.dtype)
-        return init(self.config, self.problem, X0, y0, num_steps=self.capacity,
-                    key=jax.random.fold_in(self.key, 1 << 30))
+        return init(
+            self.config,
+            self.problem,
+            X0,
+            y0,
+            num_steps=self.capacity,
+            key=jax.random.fold_in(self.key, 1 << 30),
+        )
 
     def _check_id(self, sid: str) -> dict:
         if sid in self.done:
@@ -259,19 +319,28 @@ class Agent:
         p = self._check_id(sid)
         v = np.asarray(value, dtype=float)
         if v.shape != () or not np.isfinite(v):
-            raise ValueError(f"value for {sid!r} must be a finite scalar, got {value!r}; "
-                             "use register_failure for a failed measurement")
+            raise ValueError(
+                f"value for {sid!r} must be a finite scalar, got {value!r}; "
+                "use register_failure for a failed measurement"
+            )
         v = float(v)
         if self.state is not None and int(self.state.step) >= self.capacity:
             raise ValueError(f"agent capacity {self.capacity} reached; nothing changed")
         if self.state is None:  # random phase: becomes a seed point of the campaign state
             self._seed.append((p["index"], v))
         else:
-            dec = eqx.tree_at(lambda d: (d.index, d.x, d.acq), self._latest,
-                              (jnp.asarray([p["index"]], jnp.int32), jnp.asarray(p["x"][None]),
-                               jnp.asarray([p["acq"]], self.C.dtype)))
-            self.state = _record(self.state, self.config, dec, jnp.asarray([v], self.C.dtype),
-                                 self.problem)
+            dec = eqx.tree_at(
+                lambda d: (d.index, d.x, d.acq),
+                self._latest,
+                (
+                    jnp.asarray([p["index"]], jnp.int32),
+                    jnp.asarray(p["x"][None]),
+                    jnp.asarray([p["acq"]], self.C.dtype),
+                ),
+            )
+            self.state = _record(
+                self.state, self.config, dec, jnp.asarray([v], self.C.dtype), self.problem
+            )
         del self.pending[sid]
         self.done[sid] = {"index": p["index"], "x": p["x"], "y": v}
         self._log("measurement", step=len(self.done) - 1, id=sid, index=p["index"], x=p["x"], y=v)
@@ -283,8 +352,14 @@ class Agent:
         self.done[sid] = {"index": p["index"], "x": p["x"], "failed": str(reason)}
         if exclude:
             self.failed[p["index"]] = True
-        self._log("failure", step=len(self.done) - 1, id=sid, index=p["index"], x=p["x"],
-                  reason=str(reason))
+        self._log(
+            "failure",
+            step=len(self.done) - 1,
+            id=sid,
+            index=p["index"],
+            x=p["x"],
+            reason=str(reason),
+        )
 
     @property
     def failures(self) -> dict[str, str]:
@@ -295,6 +370,3 @@ class Agent:
         got = [dict(id=i, **v) for i, v in self.done.items() if "y" in v]
         got.sort(key=lambda r: -self.sign * r["y"])
         return got[:k]
-
-
-_record = eqx.filter_jit(record)

@@ -33,8 +33,16 @@ DESCRIPTION = (
     "checkpoints, automatic resume. Writes journal.jsonl, metrics.json, campaign.png and "
     "metrics.png to --out."
 )
-DEFAULTS = {"problem": "sparse_scan", "acquisition": "ucb", "steps": 40, "batch_size": 1,
-            "seed": 0, "num_init": 10, "size": 48, "out": "jaxscope-campaign"}
+DEFAULTS = {
+    "problem": "sparse_scan",
+    "acquisition": "ucb",
+    "steps": 40,
+    "batch_size": 1,
+    "seed": 0,
+    "num_init": 10,
+    "size": 48,
+    "out": "runs/campaign",
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,18 +50,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from .instruments import PROBLEMS
 
     d = DEFAULTS
-    p.add_argument("--problem", default=d["problem"], choices=PROBLEMS,
-                   help=f"simulated instrument (default {d['problem']})")
-    p.add_argument("--acquisition", default=d["acquisition"],
-                   help=f"acquisition rule name (default {d['acquisition']})")
+    p.add_argument(
+        "--problem",
+        default=d["problem"],
+        choices=PROBLEMS,
+        help=f"simulated instrument (default {d['problem']})",
+    )
+    p.add_argument(
+        "--acquisition",
+        default=d["acquisition"],
+        help=f"acquisition rule name (default {d['acquisition']})",
+    )
     p.add_argument("--steps", type=int, default=d["steps"], help="campaign steps")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="points per step (q)")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of problem, noise, choices")
     p.add_argument("--num-init", type=int, default=d["num_init"], help="random seed points")
-    p.add_argument("--size", type=int, default=d["size"],
-                   help="grid side for grid problems (sparse_scan, three_gaussians)")
-    p.add_argument("--mode", default="map", choices=("map", "fixed", "nuts"),
-                   help="hyperparameters: MAP refit each step, fixed, or NUTS")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=d["size"],
+        help="grid side for grid problems (sparse_scan, three_gaussians)",
+    )
+    p.add_argument(
+        "--mode",
+        default="map",
+        choices=("map", "fixed", "nuts"),
+        help="hyperparameters: MAP refit each step, fixed, or NUTS",
+    )
     p.add_argument("--out", default=d["out"], help="output folder (resumed if it holds a run)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -88,13 +111,22 @@ def run_campaign(args: argparse.Namespace) -> dict:
     if args.overwrite and os.path.isdir(args.out):
         shutil.rmtree(args.out)
     sim = make_problem(args.problem, args.seed, args.size)
-    config = make_config(sim.candidates, acquisition=args.acquisition, mode=args.mode,
-                         q=args.batch_size)
+    config = make_config(
+        sim.candidates, acquisition=args.acquisition, mode=args.mode, q=args.batch_size
+    )
     meta = {"problem": args.problem, "acquisition": args.acquisition, "size": args.size}
     try:
-        runner = HostRunner(config, sim, args.out, num_steps=args.steps, num_init=args.num_init,
-                            seed=args.seed, checkpoint_every=5, progress=not args.no_progress,
-                            meta=meta)
+        runner = HostRunner(
+            config,
+            sim,
+            args.out,
+            num_steps=args.steps,
+            num_init=args.num_init,
+            seed=args.seed,
+            checkpoint_every=5,
+            progress=not args.no_progress,
+            meta=meta,
+        )
     except ValueError as err:
         raise ValueError(f"{err}\n(use --overwrite or another --out)") from None
     with runner:
@@ -111,12 +143,21 @@ def run_campaign(args: argparse.Namespace) -> dict:
     commits = [r["time"] for r in records if r["kind"] == "commit"]
     steps_s = np.diff(commits).tolist() if len(commits) > 1 else []
     out = {
-        "problem": args.problem, "acquisition": args.acquisition, "mode": args.mode,
-        "steps": int(state.step), "batch_size": args.batch_size, "seed": args.seed,
-        "num_init": args.num_init, "candidates": int(C.shape[0]), "dim": int(C.shape[1]),
+        "problem": args.problem,
+        "acquisition": args.acquisition,
+        "mode": args.mode,
+        "steps": int(state.step),
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "num_init": args.num_init,
+        "candidates": int(C.shape[0]),
+        "dim": int(C.shape[1]),
         "maximize": bool(sim.maximize),
-        "timing": {"total_s": None, "first_step_s": steps_s[0] if steps_s else None,
-                   "median_step_s": float(np.median(steps_s[1:])) if len(steps_s) > 1 else None},
+        "timing": {
+            "total_s": None,
+            "first_step_s": steps_s[0] if steps_s else None,
+            "median_step_s": float(np.median(steps_s[1:])) if len(steps_s) > 1 else None,
+        },
         "per_step": metrics,
         "final": {k: (v[-1] if v else None) for k, v in metrics.items()},
         "optimum": float(sim.optimum),
@@ -177,8 +218,12 @@ def _figures(out: str, sim, state, decision, metrics: dict, jnp) -> list[str]:
     X = np.asarray(state.obs.X[: int(state.obs.count)])
     side = _grid_side(C)
     fig, axes = plt.subplots(1, 4, figsize=(17, 4))
-    panels = [(truth, "ground truth + explored points"), (mean, "posterior mean"),
-              (sd, "posterior σ"), (acq, "acquisition (next step)")]
+    panels = [
+        (truth, "ground truth + explored points"),
+        (mean, "posterior mean"),
+        (sd, "posterior σ"),
+        (acq, "acquisition (next step)"),
+    ]
     for ax, (v, title) in zip(axes, panels, strict=True):
         if side:
             ext = (C[:, 1].min(), C[:, 1].max(), C[:, 0].min(), C[:, 0].max())
@@ -190,8 +235,16 @@ def _figures(out: str, sim, state, decision, metrics: dict, jnp) -> list[str]:
     ax = axes[0]
     ax.plot(X[n0:, 1], X[n0:, 0], "-", color="w", lw=0.6, alpha=0.7)
     ax.scatter(X[:n0, 1], X[:n0, 0], marker="x", c="r", s=25, label="seed")
-    ax.scatter(X[n0:, 1], X[n0:, 0], c=np.arange(len(X) - n0), cmap="autumn", s=14,
-               edgecolors="k", linewidths=0.3, label="chosen (by step)")
+    ax.scatter(
+        X[n0:, 1],
+        X[n0:, 0],
+        c=np.arange(len(X) - n0),
+        cmap="autumn",
+        s=14,
+        edgecolors="k",
+        linewidths=0.3,
+        label="chosen (by step)",
+    )
     ax.legend(loc="upper right", fontsize=7)
     for ax in axes[1:]:
         ax.scatter(X[:, 1], X[:, 0], c="w", s=5, edgecolors="k", linewidths=0.2)
@@ -205,10 +258,12 @@ def _figures(out: str, sim, state, decision, metrics: dict, jnp) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``jaxscope campaign``: run, print a summary, return the exit code."""
     out = run_campaign(args)
-    f = out["final"]
-    print(f"{out['problem']}: {out['steps']} steps × {out['batch_size']} ({out['acquisition']}), "
-          f"best measured {out['best_measured']['y']:.4g} at {np.round(out['best_measured']['x'], 4).tolist()}, "
-          f"regret {f['regret']:.4g}, top-1% found {f['top_found']:.2f}, RMSE {f['rmse']:.4g}; "
-          f"{out['timing']['total_s']:.1f} s")
+    f, b = out["final"], out["best_measured"]
+    print(
+        f"{out['problem']}: {out['steps']} steps × {out['batch_size']} ({out['acquisition']}), "
+        f"best measured {b['y']:.4g} at {np.round(b['x'], 4).tolist()}, "
+        f"regret {f['regret']:.4g}, top-1% found {f['top_found']:.2f}, RMSE {f['rmse']:.4g}; "
+        f"{out['timing']['total_s']:.1f} s"
+    )
     print(f"wrote {args.out}/: journal.jsonl, metrics.json, {', '.join(out['figures'])}")
     return 0

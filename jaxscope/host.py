@@ -42,33 +42,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float
 
 from .acquisition import get as get_acquisition
 from .campaign import CampaignConfig, CampaignState, Decision, decide, init, record
 from .checkpoint import StateCheckpointer
+from .host_state import INIT, GuardedProblem, HookContext, HostLog
 from .journal import Journal
-
-INIT = -1  # the ``step`` of seed measurements in the journal
-
-
-class GuardedProblem(eqx.Module):
-    """The problem as ``decide``/``record`` see it on the host: candidates plus an exclusion mask.
-
-    ``mask`` (``True`` = may be chosen) holds the host's vetoes and failed points; ``truth`` and
-    ``cost`` are delegated to ``inner`` when it has them (scoring and travel-time bookkeeping).
-    """
-
-    candidates: Float[Array, "m d"]
-    mask: Bool[Array, " m"]
-    inner: Any = None
-    maximize: bool = eqx.field(static=True, default=True)
-
-    def __getattr__(self, item):
-        if item.startswith("_") or item in ("inner", "candidates", "mask", "maximize"):
-            raise AttributeError(item)
-        return getattr(self.inner, item)
-
 
 _decide = eqx.filter_jit(decide)
 _record = eqx.filter_jit(record)
@@ -77,57 +56,6 @@ _record = eqx.filter_jit(record)
 def _num(v: Any) -> float | str:
     v = float(v)
     return v if np.isfinite(v) else str(v)
-
-
-def match_candidates(C: np.ndarray, X: ArrayLike) -> np.ndarray:
-    """Index of the candidate equal to each row of ``X``; ``ValueError`` if a row is not one."""
-    X = np.atleast_2d(np.asarray(X, C.dtype))
-    if X.shape[1] != C.shape[1]:
-        raise ValueError(f"points must have {C.shape[1]} coordinates, got shape {X.shape}")
-    d2 = ((X[:, None, :] - C[None]) ** 2).sum(-1)
-    idx = d2.argmin(1)
-    tol = 1e-10 * (1.0 + np.abs(C).max())
-    bad = np.flatnonzero(d2[np.arange(len(X)), idx] > tol)
-    if bad.size:
-        raise ValueError(f"point {X[bad[0]].tolist()} is not one of the campaign's candidates")
-    return idx
-
-
-class HookContext:
-    """What a hook sees after a decision, and what it may do.
-
-    Attributes: ``step``, ``attempt`` (0 for a step's first decision; any action makes the step
-    decide again with ``attempt + 1``, so a hook that adds points should act at ``attempt == 0``
-    only), ``state``, ``decision``, and the proposed rows ``index``, ``x``, ``acq`` (queued
-    points first). Actions are journaled and applied after all hooks have run.
-    """
-
-    def __init__(self, runner: HostRunner, state, decision, index, x, acq, attempt):
-        self.runner, self.state, self.decision, self.attempt = runner, state, decision, attempt
-        self.step = int(state.step)
-        self.index, self.x, self.acq = index, x, acq  # proposed rows (forced points first)
-        self.actions: list[tuple] = []
-
-    @property
-    def records(self) -> list[dict]:
-        return self.runner.journal.records
-
-    def veto(self, rows: Sequence[int] | None = None, reason: str = "") -> None:
-        """Refuse proposed rows (default all): their candidates are excluded for good."""
-        rows = range(len(self.index)) if rows is None else rows
-        self.actions += [("veto", int(self.index[r]), reason) for r in rows]
-
-    def add_points(self, X) -> None:
-        """Measure these candidate points next (before the model's own choices)."""
-        for i in match_candidates(self.runner.C, X):
-            self.actions.append(("add", int(i)))
-
-    def set_acquisition(self, acquisition: int | str) -> None:
-        """Switch to ``config.acquisitions[i]`` or to an acquisition by name."""
-        self.actions.append(("acquisition", acquisition))
-
-    def stop(self, reason: str = "") -> None:
-        self.actions.append(("stop", reason))
 
 
 class HostRunner:
@@ -147,10 +75,22 @@ class HostRunner:
         meta: extra JSON settings (problem name, acquisition, ...) a resumed run must match.
     """
 
-    def __init__(self, config: CampaignConfig, problem: Any, directory: str | os.PathLike, *,
-                 num_steps: int, num_init: int, seed: int = 0, hooks: Sequence[Callable] = (),
-                 retries: int = 1, checkpoint_every: int = 1, progress: bool = True,
-                 max_attempts: int = 100, meta: dict | None = None):
+    def __init__(
+        self,
+        config: CampaignConfig,
+        problem: Any,
+        directory: str | os.PathLike,
+        *,
+        num_steps: int,
+        num_init: int,
+        seed: int = 0,
+        hooks: Sequence[Callable] = (),
+        retries: int = 1,
+        checkpoint_every: int = 1,
+        progress: bool = True,
+        max_attempts: int = 100,
+        meta: dict | None = None,
+    ):
         if isinstance(problem, np.ndarray | jax.Array):
             problem = GuardedProblem(jnp.asarray(problem), jnp.ones(len(problem), bool))
         self.C = np.asarray(problem.candidates)
@@ -166,73 +106,38 @@ class HostRunner:
         key = jax.random.key(self.seed)
         self._order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), len(self.C)))
         self._state_key = jax.random.fold_in(key, 1)
-        settings = {"num_steps": self.num_steps, "num_init": self.num_init, "seed": self.seed,
-                    "q": config.q, "m": len(self.C), "d": self.C.shape[1],
-                    "dtype": str(self.C.dtype), "mode": config.mode, **(meta or {})}
-        self._reset_host()
+        settings = {
+            "num_steps": self.num_steps,
+            "num_init": self.num_init,
+            "seed": self.seed,
+            "q": config.q,
+            "m": len(self.C),
+            "d": self.C.shape[1],
+            "dtype": str(self.C.dtype),
+            "mode": config.mode,
+            **(meta or {}),
+        }
+        self.log = HostLog(len(self.C), self.retries)
         if not self.journal.records:
             self.journal.append("start", settings=settings)
         elif self.journal.records[0].get("settings") != settings:
-            raise ValueError(f"journal in {self.directory} was written with settings "
-                             f"{self.journal.records[0].get('settings')}, not {settings}")
+            raise ValueError(
+                f"journal in {self.directory} was written with settings "
+                f"{self.journal.records[0].get('settings')}, not {settings}"
+            )
         for r in self.journal.records:
             self._apply(r)
 
-    # --- host-side state: a fold over journal records ------------------------------------------
-    def _reset_host(self):
-        self.mask = np.ones(len(self.C), bool)
-        self.failures = np.zeros(len(self.C), int)
-        self.queue: list[dict] = []  # forced rows: {"id", "index", "y" (or None)}
-        self.policy, self.resolved, self.adds, self.stopped = 0, 0, 0, None
-        self.values: dict[str, float] = {}  # id -> measured value
-        self.init_ids: list[str] = []
-        self.index_of: dict[str, int] = {}  # suggestion id -> candidate index
-        self._acq_of: dict[str, float] = {}  # suggestion id -> acquisition value
-        self.commits: list[dict] = []
-        self.extra_acq: list[str] = []
-
+    # --- host-side state: a fold over journal records (jaxscope.host_state) -----------------
     def _apply(self, r: dict) -> None:
-        kind = r["kind"]
-        if "id" in r and "index" in r:
-            self.index_of[r["id"]] = int(r["index"])
-        if kind in ("measurement", "failure"):
-            self.resolved += 1
-        if kind in ("request", "add"):
-            self.adds += kind == "add"
-            self._acq_of[r["id"]] = float(r.get("acq", "nan"))
-            if kind == "add":
-                self.queue.append({"id": r["id"], "index": r["index"], "y": None, "acq": np.nan})
-        elif kind == "measurement":
-            self.values[r["id"]] = r["y"]
-            if r["step"] == INIT:
-                self.init_ids.append(r["id"])
-            else:
-                row = next((q for q in self.queue if q["id"] == r["id"]), None)
-                if row is None:
-                    self.queue.append({"id": r["id"], "index": r["index"], "y": r["y"],
-                                       "acq": self._acq_of.get(r["id"], np.nan)})
-                else:
-                    row["y"] = r["y"]
-        elif kind == "failure":
-            i = r["index"]
-            self.failures[i] += 1
-            if self.failures[i] > self.retries:
-                self.mask[i] = False
-                self.queue = [q for q in self.queue if q["index"] != i or q["y"] is not None]
-        elif kind == "veto":
-            self.mask[r["index"]] = False
-            self.queue = [q for q in self.queue if q["index"] != r["index"] or q["y"] is not None]
-        elif kind == "acquisition":
-            if r["policy"] >= len(self.config.acquisitions):
-                self._extend_config(r["name"])
-            self.policy = r["policy"]
-        elif kind == "commit":
-            done = set(r["ids"])
-            self.queue = [q for q in self.queue if q["id"] not in done]
-            if r["step"] != INIT:
-                self.commits.append(r)
-        elif kind == "stop":
-            self.stopped = r.get("reason", "")
+        self.log.apply(r)
+        if r["kind"] == "acquisition" and r["policy"] >= len(self.config.acquisitions):
+            self._extend_config(r["name"])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """Candidates that may still be chosen (vetoed and failed ones are False)."""
+        return self.log.mask
 
     def _emit(self, kind: str, **fields) -> dict:
         r = self.journal.append(kind, **fields)
@@ -245,7 +150,6 @@ class HostRunner:
         self.config = dataclasses.replace(
             self.config, acquisitions=self.config.acquisitions + (fn,), num_draws=draws
         )
-        self.extra_acq.append(name)
 
     def _policy_of(self, acquisition: int | str) -> tuple[int, str]:
         if isinstance(acquisition, int | np.integer):
@@ -261,15 +165,19 @@ class HostRunner:
     @property
     def num_measured(self) -> int:
         """Measurements in the journal (a resumed instrument continues its count from here)."""
-        return len(self.values)
+        return len(self.log.values)
 
     # --- the loop --------------------------------------------------------------------------------
     def _guarded(self, extra_excluded=()) -> GuardedProblem:
-        mask = self.mask.copy()
+        mask = self.log.mask.copy()
         mask[list(extra_excluded)] = False
         inner = None if isinstance(self.problem, GuardedProblem) else self.problem
-        return GuardedProblem(jnp.asarray(self.C), jnp.asarray(mask), inner,
-                              bool(getattr(self.problem, "maximize", True)))
+        return GuardedProblem(
+            jnp.asarray(self.C),
+            jnp.asarray(mask),
+            inner,
+            bool(getattr(self.problem, "maximize", True)),
+        )
 
     def _measure(self, instrument, step: int, rows: list[dict]) -> bool:
         """Request, measure, journal; returns True when every row has a value."""
@@ -278,10 +186,16 @@ class HostRunner:
         # re-issued, identical, under the same id when the campaign resumes
         fresh = [r for r in todo if "id" not in r]
         for j, r in enumerate(fresh):
-            r["id"] = f"m{self.resolved + j:06d}"
+            r["id"] = f"m{self.log.resolved + j:06d}"
         for r in fresh:
-            self._emit("request", step=step, id=r["id"], index=r["index"],
-                       x=self.C[r["index"]], acq=_num(r.get("acq", np.nan)))
+            self._emit(
+                "request",
+                step=step,
+                id=r["id"],
+                index=r["index"],
+                x=self.C[r["index"]],
+                acq=_num(r.get("acq", np.nan)),
+            )
         if not todo:
             return True
         X = self.C[[r["index"] for r in todo]].copy()
@@ -297,37 +211,55 @@ class HostRunner:
         dt = time.time() - t0
         for r, v, e in zip(todo, y, errors, strict=True):
             if e:
-                self._emit("failure", step=step, id=r["id"], index=r["index"],
-                           x=self.C[r["index"]], reason=e, duration=dt)
+                self._emit(
+                    "failure",
+                    step=step,
+                    id=r["id"],
+                    index=r["index"],
+                    x=self.C[r["index"]],
+                    reason=e,
+                    duration=dt,
+                )
             else:
-                self._emit("measurement", step=step, id=r["id"], index=r["index"],
-                           x=self.C[r["index"]], y=float(v), duration=dt)
+                self._emit(
+                    "measurement",
+                    step=step,
+                    id=r["id"],
+                    index=r["index"],
+                    x=self.C[r["index"]],
+                    y=float(v),
+                    duration=dt,
+                )
         return not any(errors)
 
     def _init_state(self, instrument) -> CampaignState:
-        while len(self.init_ids) < self.num_init:
+        while len(self.log.init_ids) < self.num_init:
             if instrument is None:
                 raise RuntimeError("the journal holds no complete seed phase; give an instrument")
-            taken = {self.index_of[i] for i in self.init_ids}
-            free = [int(i) for i in self._order if self.mask[i] and i not in taken]
-            need = self.num_init - len(self.init_ids)
+            taken = {self.log.index_of[i] for i in self.log.init_ids}
+            free = [int(i) for i in self._order if self.log.mask[i] and i not in taken]
+            need = self.num_init - len(self.log.init_ids)
             if len(free) < need:
                 raise RuntimeError("not enough measurable candidates for the seed points")
             self._measure(instrument, INIT, [{"index": i, "y": None} for i in free[:need]])
-        ids = self.init_ids[: self.num_init]
-        if not any(r["kind"] == "commit" and r["step"] == INIT for r in self.journal.records):
+        ids = self.log.init_ids[: self.num_init]
+        if not self.log.init_committed:
             self._emit("commit", step=INIT, ids=ids)
-        X0 = self.C[[self.index_of[i] for i in ids]]
-        y0 = np.asarray([self.values[i] for i in ids], self.C.dtype)
-        return init(self.config, self.problem, X0, y0, num_steps=self.num_steps,
-                    key=self._state_key)
+        X0 = self.C[[self.log.index_of[i] for i in ids]]
+        y0 = np.asarray([self.log.values[i] for i in ids], self.C.dtype)
+        return init(
+            self.config, self.problem, X0, y0, num_steps=self.num_steps, key=self._state_key
+        )
 
     def _commit(self, state, decision: Decision, rows: list[dict]) -> CampaignState:
         index = np.asarray([r["index"] for r in rows], np.int32)
         acq = np.asarray([float(r["acq"]) for r in rows], self.C.dtype)
-        y = np.asarray([self.values[r["id"]] for r in rows], self.C.dtype)
-        dec = eqx.tree_at(lambda d: (d.index, d.x, d.acq), decision,
-                          (jnp.asarray(index), jnp.asarray(self.C[index]), jnp.asarray(acq)))
+        y = np.asarray([self.log.values[r["id"]] for r in rows], self.C.dtype)
+        dec = eqx.tree_at(
+            lambda d: (d.index, d.x, d.acq),
+            decision,
+            (jnp.asarray(index), jnp.asarray(self.C[index]), jnp.asarray(acq)),
+        )
         state = eqx.tree_at(lambda s: s.policy, state, jnp.asarray(rows[0]["policy"], jnp.int32))
         return _record(state, self.config, dec, jnp.asarray(y), self._guarded())
 
@@ -335,14 +267,16 @@ class HostRunner:
         state = state0
         if self.checkpoints.latest_step() is not None:
             step, state, _ = self.checkpoints.restore(template=state0)
-            if step > len(self.commits):
+            if step > len(self.log.commits):
                 raise RuntimeError(f"checkpoint at step {step} is ahead of the journal")
-        for c in self.commits[int(state.step):]:  # replay committed steps, no measuring
+        for c in self.log.commits[int(state.step) :]:  # replay committed steps, no measuring
             if c["step"] != int(state.step):
                 raise RuntimeError(f"journal commit for step {c['step']} at step {int(state.step)}")
             decision = _decide(state, self.config, self._guarded())
-            rows = [{"id": i, "index": k, "acq": a, "policy": c["policy"]}
-                    for i, k, a in zip(c["ids"], c["index"], c["acq"], strict=True)]
+            rows = [
+                {"id": i, "index": k, "acq": a, "policy": c["policy"]}
+                for i, k, a in zip(c["ids"], c["index"], c["acq"], strict=True)
+            ]
             state = self._commit(state, decision, rows)
         return state
 
@@ -351,22 +285,30 @@ class HostRunner:
         from tqdm import tqdm
 
         state = self._restore(self._init_state(instrument))
-        self.stopped = None
+        self.log.stopped = None
         if instrument is None and int(state.step) < self.num_steps and max_steps != 0:
             raise ValueError("steps remain to be measured: give an instrument")
-        end = self.num_steps if max_steps is None else min(self.num_steps,
-                                                           int(state.step) + max_steps)
-        bar = tqdm(total=self.num_steps, initial=int(state.step), disable=not self.progress,
-                   desc="campaign", unit="step")
+        end = (
+            self.num_steps
+            if max_steps is None
+            else min(self.num_steps, int(state.step) + max_steps)
+        )
+        bar = tqdm(
+            total=self.num_steps,
+            initial=int(state.step),
+            disable=not self.progress,
+            desc="campaign",
+            unit="step",
+        )
         try:
-            while int(state.step) < end and self.stopped is None:
+            while int(state.step) < end and self.log.stopped is None:
                 before = int(state.step)
                 state = self._one_step(state, instrument)
                 if int(state.step) == before:  # stopped by a hook or out of candidates
                     break
                 bar.update(int(state.step) - bar.n)
                 best = np.nanmax(np.asarray(state.obs.y)[: int(state.obs.count)])
-                bar.set_postfix(best=f"{best:.4g}", excluded=int((~self.mask).sum()))
+                bar.set_postfix(best=f"{best:.4g}", excluded=int((~self.log.mask).sum()))
                 t = int(state.step)
                 if t % self.every == 0 or t == end:
                     self.checkpoints.save(t, state, meta={"journal_len": len(self.journal)})
@@ -377,43 +319,58 @@ class HostRunner:
     def _one_step(self, state, instrument) -> CampaignState:
         t, q = int(state.step), self.config.q
         for attempt in range(self.max_attempts):
-            forced = self.queue[:q]
-            state = eqx.tree_at(lambda s: s.policy, state, jnp.asarray(self.policy, jnp.int32))
+            forced = self.log.queue[:q]
+            state = eqx.tree_at(lambda s: s.policy, state, jnp.asarray(self.log.policy, jnp.int32))
             decision = _decide(state, self.config, self._guarded([f["index"] for f in forced]))
             scores = np.asarray(decision.scores)
             rows = [dict(f) for f in forced]
             own = np.asarray(decision.index)[: q - len(forced)]
-            rows += [{"index": int(i), "y": None, "acq": a}
-                     for i, a in zip(own, np.asarray(decision.acq), strict=False)]
-            chosen = [r["index"] for r in rows[len(forced):]]
-            if any(not self.mask[i] or not np.isfinite(scores[i]) for i in chosen):
+            rows += [
+                {"index": int(i), "y": None, "acq": a}
+                for i, a in zip(own, np.asarray(decision.acq), strict=False)
+            ]
+            chosen = [r["index"] for r in rows[len(forced) :]]
+            if any(not self.log.mask[i] or not np.isfinite(scores[i]) for i in chosen):
                 self._emit("stop", step=t, reason="no measurable candidate left")
                 return state
-            ctx = HookContext(self, state, decision, np.asarray([r["index"] for r in rows]),
-                              self.C[[r["index"] for r in rows]], np.asarray([r["acq"] for r in rows]),
-                              attempt)
+            ctx = HookContext(
+                self,
+                state,
+                decision,
+                np.asarray([r["index"] for r in rows]),
+                self.C[[r["index"] for r in rows]],
+                np.asarray([r["acq"] for r in rows]),
+                attempt,
+            )
             for hook in self.hooks:
                 hook(ctx)
             if self._hook_actions(t, ctx.actions):
-                if self.stopped is not None:
+                if self.log.stopped is not None:
                     return state
                 continue
             for r in rows:
-                r["policy"] = self.policy
+                r["policy"] = self.log.policy
             if not self._measure(instrument, t, rows):
                 continue  # failures journaled; decide again
-            self._emit("commit", step=t, ids=[r["id"] for r in rows],
-                       index=[r["index"] for r in rows], acq=[_num(r["acq"]) for r in rows],
-                       policy=self.policy)
+            self._emit(
+                "commit",
+                step=t,
+                ids=[r["id"] for r in rows],
+                index=[r["index"] for r in rows],
+                acq=[_num(r["acq"]) for r in rows],
+                policy=self.log.policy,
+            )
             return self._commit(state, decision, rows)
-        raise RuntimeError(f"step {t}: no committed measurement after {self.max_attempts} decisions")
+        raise RuntimeError(
+            f"step {t}: no committed measurement after {self.max_attempts} decisions"
+        )
 
     def _hook_actions(self, t: int, actions: list[tuple]) -> bool:
         for a in actions:
             if a[0] == "veto":
                 self._emit("veto", step=t, index=a[1], x=self.C[a[1]], reason=a[2])
             elif a[0] == "add":
-                self._emit("add", step=t, id=f"a{self.adds:06d}", index=a[1], x=self.C[a[1]])
+                self._emit("add", step=t, id=f"a{self.log.adds:06d}", index=a[1], x=self.C[a[1]])
             elif a[0] == "acquisition":
                 policy, name = self._policy_of(a[1])
                 self._emit("acquisition", step=t, policy=policy, name=name)
@@ -430,4 +387,3 @@ class HostRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

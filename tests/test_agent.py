@@ -105,8 +105,11 @@ def test_errors_lose_nothing(sim, config, tmp_path):
     def unchanged():
         assert int(agent.state.obs.count) == count and agent.pending.keys() == pending.keys()
 
-    for bad, match in [(float("nan"), "finite scalar"), (np.inf, "finite scalar"),
-                       (np.ones(2), "finite scalar")]:
+    for bad, match in [
+        (float("nan"), "finite scalar"),
+        (np.inf, "finite scalar"),
+        (np.ones(2), "finite scalar"),
+    ]:
         with pytest.raises(ValueError, match=match):
             agent.ingest(s1.id, bad)
         unchanged()

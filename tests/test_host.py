@@ -44,8 +44,9 @@ class Recorder:
 
 def test_point_chosen_is_point_measured(tmp_path, sim, config):
     inst = Recorder(SimulatorInstrument(sim, seed=1))
-    runner = HostRunner(config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT,
-                        progress=False)
+    runner = HostRunner(
+        config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT, progress=False
+    )
     state = runner.run(inst)
     records = runner.journal.records
     asked = np.concatenate(inst.asked)  # (num_init + steps, 2): what reached the instrument
@@ -77,8 +78,16 @@ def test_instrument_cannot_move_the_point(tmp_path, sim, config):
             X[0, 0] = 0.5  # tries to measure elsewhere
             return np.zeros(len(X))
 
-    runner = HostRunner(config, sim, tmp_path, num_steps=1, num_init=NUM_INIT, progress=False,
-                        retries=0, max_attempts=3)
+    runner = HostRunner(
+        config,
+        sim,
+        tmp_path,
+        num_steps=1,
+        num_init=NUM_INIT,
+        progress=False,
+        retries=0,
+        max_attempts=3,
+    )
     with pytest.raises(RuntimeError, match="not enough measurable candidates|no committed"):
         runner.run(Mover())
     fails = kinds(runner.journal.records, "failure")
@@ -89,8 +98,9 @@ def test_instrument_cannot_move_the_point(tmp_path, sim, config):
 def test_failures_are_journaled_and_campaign_continues(tmp_path, sim, config):
     # calls 0..: seed batch is call 0; step t is call t+1 unless failures intervene
     inst = SimulatorInstrument(sim, seed=1, fail_calls={2, 3, 5})
-    runner = HostRunner(config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT,
-                        progress=False, retries=1)
+    runner = HostRunner(
+        config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT, progress=False, retries=1
+    )
     state = runner.run(inst)
     records = read_journal(tmp_path / "journal.jsonl")
     fails = kinds(records, "failure")
@@ -145,8 +155,9 @@ def test_hooks_veto_add_acquisition_stop(tmp_path, sim, config):
         if ctx.step == 4:
             ctx.stop("enough")
 
-    runner = HostRunner(config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT,
-                        hooks=[hook], progress=False)
+    runner = HostRunner(
+        config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT, hooks=[hook], progress=False
+    )
     inst = SimulatorInstrument(sim, seed=1)
     state = runner.run(inst)
     rec = runner.journal.records

@@ -93,8 +93,11 @@ def test_checkpoint_round_trip_exact(tmp_path, dtype):
         jnp.asarray([[0.1, 0.2], [0.3, 0.7]], dtype), jnp.asarray([1.0 / 3.0, -2.5], dtype)
     )
     state = {"obs": obs, "key": jax.random.fold_in(jax.random.key(7), 3), "step": jnp.int32(4)}
-    template = {"obs": Observations.empty(6, 2, dtype), "key": jax.random.key(0),
-                "step": jnp.int32(0)}
+    template = {
+        "obs": Observations.empty(6, 2, dtype),
+        "key": jax.random.key(0),
+        "step": jnp.int32(0),
+    }
     with StateCheckpointer(tmp_path / "ck", max_to_keep=2) as ck:
         for s in (1, 2, 3):
             ck.save(s, state, meta={"journal_seq": 10 * s})
@@ -104,7 +107,7 @@ def test_checkpoint_round_trip_exact(tmp_path, dtype):
         step, restored, meta = ck.restore(template)
     assert step == 3 and meta == {"journal_seq": 30}
     assert restored["obs"].X.dtype == dtype
-    for a, b in zip(jax.tree.leaves(state["obs"]), jax.tree.leaves(restored["obs"])):
+    for a, b in zip(jax.tree.leaves(state["obs"]), jax.tree.leaves(restored["obs"]), strict=True):
         assert a.dtype == b.dtype and np.asarray(a).tobytes() == np.asarray(b).tobytes()
     assert np.array_equal(jax.random.key_data(restored["key"]), jax.random.key_data(state["key"]))
     # the restored key draws the same numbers

@@ -29,8 +29,16 @@ def build(directory, delay=0.0, config=None):
     """The campaign under test (also run in the subprocess)."""
     sim = ThreeGaussians(noise=0.01, size=8)
     config = config or make_config(sim.candidates, acquisition="ucb", mode="map", map_steps=20)
-    runner = HostRunner(config, sim, directory, num_steps=NUM_STEPS, num_init=NUM_INIT,
-                        seed=SEED, checkpoint_every=2, progress=False)
+    runner = HostRunner(
+        config,
+        sim,
+        directory,
+        num_steps=NUM_STEPS,
+        num_init=NUM_INIT,
+        seed=SEED,
+        checkpoint_every=2,
+        progress=False,
+    )
     inst = SimulatorInstrument(sim, seed=1, start=runner.num_measured, delay=delay)
     return runner, inst
 
@@ -81,10 +89,13 @@ def test_sigkill_mid_run_then_resume(tmp_path, reference):
     cache = jax.config.jax_compilation_cache_dir
     if cache:
         env["JAX_COMPILATION_CACHE_DIR"] = cache
-    code = (f"import sys; sys.path.insert(0, {HERE!r}); from test_resume import build; "
-            f"r, i = build({str(tmp_path)!r}, delay=0.15); r.run(i)")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    code = (
+        f"import sys; sys.path.insert(0, {HERE!r}); from test_resume import build; "
+        f"r, i = build({str(tmp_path)!r}, delay=0.15); r.run(i)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     journal = tmp_path / "journal.jsonl"
     deadline = time.time() + 240
     try:
@@ -149,6 +160,13 @@ def test_resume_refuses_other_settings(tmp_path, reference):
     runner.close()
     sim = ThreeGaussians(noise=0.01, size=8)
     with pytest.raises(ValueError, match="written with settings"):
-        HostRunner(reference[2], sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT,
-                   seed=SEED + 1, progress=False)
+        HostRunner(
+            reference[2],
+            sim,
+            tmp_path,
+            num_steps=NUM_STEPS,
+            num_init=NUM_INIT,
+            seed=SEED + 1,
+            progress=False,
+        )
     shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)
