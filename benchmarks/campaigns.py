@@ -7,8 +7,8 @@ plots and per-step metrics in ``benchmarks/results/strategies/``.
     python benchmarks/campaigns.py --quick    # smoke check (a few minutes)
     python benchmarks/campaigns.py --only decision_latency_incremental_256x256_N500
 
-Peers run in their own virtual environments (``/work/venvs/{gpax,botorch}`` or
-``benchmarks/.venvs/{gpax,botorch}``; override with ``GPAX_PYTHON`` / ``BOTORCH_PYTHON``); gpax
+Peers run in their own virtual environments (``$JAXSCOPE_PEER_VENVS/<name>``, default
+``/work/venvs`` when present, else ``benchmarks/.venvs/<name>``, created by ``_venvs.py``); gpax
 runs with ``GPAX_X64=1`` (in float32 its noiseless UCB is NaN everywhere). jaxscope runs in
 float32 unless stated. Compile time is included in every end-to-end figure; the machine is
 shared, so each record carries the 1-minute load average at its start and end.
@@ -16,22 +16,25 @@ shared, so each record carries the 1-minute load average at its start and end.
 
 from __future__ import annotations
 
+# isort: off
+import _common  # noqa: F401  (sets BENCH_ENV, e.g. OPENBLAS_NUM_THREADS=1, before numpy/jax)
+from _common import Timer, block, r4, run_json, versions, write_results
+
+# isort: on
 import argparse
-import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import strategies
+from _venvs import peer_python
 
-import jaxscope
 from jaxscope.campaign import decide, init, make_config, step
 from jaxscope.compiled import run
 from jaxscope.inference import fit_map
@@ -40,58 +43,26 @@ from jaxscope.strategies import GridProblem, unit_grid
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 OUT = os.path.join(RESULTS, "campaigns.json")
-
-# --- timing helpers -----------------------------------------------------------------------------
-_COMPILES: list[tuple[float, float]] = []
-
-
-def _listener(event, duration, **kw):
-    if event == "/jax/core/compile/backend_compile_duration":
-        _COMPILES.append((time.perf_counter(), duration))
-
-
-jax.monitoring.register_event_duration_secs_listener(_listener)
-
-
-class Timer:
-    """Wall time, XLA compilations (count and seconds) and load average of a block."""
-
-    def __enter__(self):
-        self.n0 = len(_COMPILES)
-        self.load0 = os.getloadavg()[0]
-        self.t0 = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.t0
-        ev = _COMPILES[self.n0 :]
-        self.compiles = len(ev)
-        self.compile_s = sum(d for _, d in ev)
-        self.load = [round(self.load0, 2), round(os.getloadavg()[0], 2)]
-        return False
-
-
-def block(x):
-    return jax.block_until_ready(x)
+OUT_QUICK = os.path.join(RESULTS, "campaigns_quick.json")
 
 
 def med(xs):
     return float(statistics.median(xs))
 
 
-def r4(x):
-    return None if x is None else float(f"{x:.4g}")
+def run_checked(cmd: list[str], env=None, timeout=7200) -> dict:
+    """``_common.run_json`` that raises on failure (the caller records the error)."""
+    out = run_json(cmd, cwd=HERE, env=env, timeout=timeout)
+    if "error" in out:
+        raise RuntimeError(str(out["error"])[-1500:])
+    return out
 
 
-def peer_python(name: str, env_var: str) -> str | None:
-    for p in (
-        os.environ.get(env_var),
-        os.path.join(HERE, ".venvs", name, "bin", "python"),
-        f"/work/venvs/{name}/bin/python",
-    ):
-        if p and os.path.exists(p):
-            return p
-    return None
+def peer(name: str):
+    """``(python, version, error)`` of a peer venv (ready-made ones under /work/venvs first)."""
+    if os.path.isdir("/work/venvs") and "JAXSCOPE_PEER_VENVS" not in os.environ:
+        os.environ["JAXSCOPE_PEER_VENVS"] = "/work/venvs"
+    return peer_python(name)
 
 
 def f2(X):
@@ -149,8 +120,8 @@ def jaxscope_b6(side: int, steps: int, ns: int, seeds: list[int]) -> dict:
     best = [float(max(truth[i].max(), f2(X0[j]).max())) for j, i in enumerate(idx)]
     return {
         "wall_s": t.wall,
-        "compile_s": t.compile_s,
-        "compiles": t.compiles,
+        "compile_s": t.compile,
+        "compiles": t.n_compiles,
         "load": t.load,
         "best_true": best,
         "true_max": float(truth.max()),
@@ -162,13 +133,6 @@ def jaxscope_b6(side: int, steps: int, ns: int, seeds: list[int]) -> dict:
 def worker_b6(args):
     seeds = [int(s) for s in args.seeds.split(",")]
     print(json.dumps(jaxscope_b6(args.side, args.steps, args.ns, seeds)))
-
-
-def run_json(cmd: list[str], env=None, timeout=7200) -> dict:
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])}... failed: {p.stderr[-1500:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def bench_b6(quick: bool) -> dict:
@@ -193,7 +157,7 @@ def bench_b6(quick: bool) -> dict:
         "wall time of the whole loop, compile included. jaxscope: all seeds in one compiled "
         "call (float32, standardised targets); gpax: one process per seed (x64), loop time.",
     }
-    gpy = peer_python("gpax", "GPAX_PYTHON")
+    gpy, _, gerr = peer("gpax")
     js_runs, gp_runs = [], []
     reps = 1 if quick else 3
     order = []  # alternate: jaxscope, then a share of the gpax seeds
@@ -203,13 +167,15 @@ def bench_b6(quick: bool) -> dict:
         order += [("gp", s) for s in seeds[r * per : (r + 1) * per]]
     for kind, s in order:
         if kind == "js":
-            js_runs.append(run_json(me + ["--seeds", ",".join(map(str, seeds))]))
+            js_runs.append(run_checked(me + ["--seeds", ",".join(map(str, seeds))]))
             print(f"  [b6] jaxscope {js_runs[-1]['wall_s']:.1f}s", flush=True)
         elif gpy is not None and "peer_error" not in rec:
             env = dict(os.environ, GPAX_X64="1", JAX_PLATFORMS="cpu")
             try:
                 gp_runs.append(
-                    run_json([gpy, "_gpax_b6.py", str(side), str(steps), str(ns), str(s)], env=env)
+                    run_checked(
+                        [gpy, "_gpax_b6.py", str(side), str(steps), str(ns), str(s)], env=env
+                    )
                 )
                 print(f"  [b6] gpax seed {s} {gp_runs[-1]['loop_wall_s']:.1f}s", flush=True)
             except Exception as e:  # noqa: BLE001
@@ -256,7 +222,7 @@ def bench_b6(quick: bool) -> dict:
     # jaxscope alone on bigger grids (one seed, compile included)
     alone = {}
     for big in [] if quick else [50, 256]:
-        r = run_json(
+        r = run_checked(
             [
                 sys.executable,
                 os.path.abspath(__file__),
@@ -344,7 +310,7 @@ def bench_latency(kind: str, quick: bool, dtype=jnp.float32) -> dict:
         with Timer() as t:
             state = block(step_jit(state))
         times.append(t.wall)
-        compiles.append(t.compiles)
+        compiles.append(t.n_compiles)
     run_times = times[1:]  # the first call includes compilation
     rec = {
         "what": f"one campaign step on a {side}x{side} grid ({side * side} candidates), "
@@ -403,208 +369,6 @@ def bench_latency(kind: str, quick: bool, dtype=jnp.float32) -> dict:
     return rec
 
 
-# --- 3. strategy batch -----------------------------------------------------------------------------
-def strategy_problems(size: int, dtype=jnp.float32):
-    from jaxscope.instruments import SparseScanSimulator, SyntheticFunction, ThreeGaussians
-    from jaxscope.strategies import stack_problems, tabulate
-
-    sims = {
-        "three_gaussians": ThreeGaussians(dtype=dtype),
-        "branin": SyntheticFunction("branin"),
-        "sparse_scan": SparseScanSimulator.create(jax.random.key(0), size=64),
-    }
-    return list(sims), stack_problems([tabulate(s, size, dtype=dtype) for s in sims.values()])
-
-
-STRATEGIES = (("logei", None), ("ucb", {"beta": 4.0}), ("thompson", None), ("maxvar", None))
-
-
-def strategy_config(probs, map_steps=30):
-    return make_config(
-        probs.candidates[0],
-        acquisition=[a for a, _ in STRATEGIES],
-        acq_kwargs=[k for _, k in STRATEGIES],
-        mode="map",
-        map_steps=map_steps,
-        draw_method="pathwise",
-    )
-
-
-def bench_strategies(quick: bool) -> dict:
-    from jaxscope.strategies import run_strategies
-
-    size, seeds, steps, n_init = (15, 4, 10, 5) if quick else (25, 32, 100, 5)
-    names, probs = strategy_problems(size)
-    cfg = strategy_config(probs)
-    with Timer() as t:
-        out = run_strategies(
-            jax.random.key(0), cfg, probs, num_seeds=seeds, num_init=n_init, num_steps=steps
-        )
-        out = block(out)
-    A, P = len(STRATEGIES), len(names)
-    n_cs = A * P * seeds * steps
-    summary = {}
-    for a, (sname, _) in enumerate(STRATEGIES):
-        for p, pname in enumerate(names):
-            summary[f"{sname}/{pname}"] = {
-                k: np.round(np.asarray(jnp.mean(out[k][a, p], axis=0)), 5).tolist()
-                for k in ("regret", "top_found", "rmse")
-            }
-    os.makedirs(os.path.join(RESULTS, "strategies"), exist_ok=True)
-    tag = "quick" if quick else "full"
-    with open(os.path.join(RESULTS, "strategies", f"metrics_{tag}.json"), "w") as f:
-        json.dump(
-            {
-                "strategies": [s for s, _ in STRATEGIES],
-                "problems": names,
-                "seeds": seeds,
-                "steps": steps,
-                "grid": f"{size}x{size}",
-                "mean_over_seeds": summary,
-            },
-            f,
-        )
-    plot_strategies(out, names, steps, os.path.join(RESULTS, "strategies", f"strategies_{tag}.png"))
-    final = {
-        k: {s: r4(v[k][-1]) for s, v in summary.items()} for k in ("regret", "top_found", "rmse")
-    }
-    return {
-        "name": f"strategy_batch_{A}x{P}x{seeds}x{steps}",
-        "what": f"{A} acquisitions ({', '.join(s for s, _ in STRATEGIES)}) x {P} problems "
-        f"({', '.join(names)}; {size}x{size} grids) x {seeds} seeds x {steps} steps, MAP refit "
-        "every step, one vmapped compiled call; compile included",
-        "jaxscope_s": r4(t.wall),
-        "compile_s": r4(t.compile_s),
-        "compiles": t.compiles,
-        "campaign_steps": n_cs,
-        "per_campaign_step_ms": r4(1e3 * t.wall / n_cs),
-        "per_campaign_step_ms_excl_compile": r4(1e3 * (t.wall - t.compile_s) / n_cs),
-        "final_mean_over_seeds": final,
-        "load": t.load,
-    }
-
-
-def plot_strategies(out, names, steps, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = (("regret", "simple regret"), ("top_found", "top-1% found"), ("rmse", "map RMSE"))
-    fig, axes = plt.subplots(
-        len(keys), len(names), figsize=(4 * len(names), 3 * len(keys)), squeeze=False
-    )
-    t = np.arange(1, steps + 1)
-    for i, (k, label) in enumerate(keys):
-        for p, pname in enumerate(names):
-            ax = axes[i, p]
-            for a, (sname, _) in enumerate(STRATEGIES):
-                v = np.asarray(out[k][a, p])
-                ax.plot(t, np.median(v, 0), label=sname)
-                ax.fill_between(t, np.percentile(v, 25, 0), np.percentile(v, 75, 0), alpha=0.15)
-            ax.set_title(pname if i == 0 else "")
-            ax.set_xlabel("step")
-            ax.set_ylabel(label)
-            if k == "regret":
-                ax.set_yscale("symlog", linthresh=1e-3)
-    axes[0, 0].legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-# --- 4. sharding -----------------------------------------------------------------------------------
-def worker_sharding(args):
-    from jaxscope.strategies import batch_mesh, run_strategies
-
-    n = len(jax.devices())
-    _, probs = strategy_problems(args.side)
-    cfg = strategy_config(probs)
-    kw = dict(
-        num_seeds=args.seeds_n,
-        num_init=5,
-        num_steps=args.steps,
-        mesh=batch_mesh(n) if n > 1 else None,
-    )
-    with Timer() as t1:
-        out = block(run_strategies(jax.random.key(0), cfg, probs, **kw))
-    with Timer() as t2:
-        out = block(run_strategies(jax.random.key(0), cfg, probs, **kw))
-    idx = np.asarray(out["history"].index)
-    print(
-        json.dumps(
-            {
-                "devices": n,
-                "first_s": t1.wall,
-                "compile_s": t1.compile_s,
-                "run_s": t2.wall,
-                "index": idx.reshape(-1).tolist(),
-                "regret_mean": float(jnp.mean(out["regret"][..., -1])),
-                "load": t2.load,
-            }
-        )
-    )
-
-
-def _same_campaigns(a, b, steps):
-    a, b = np.asarray(a).reshape(-1, steps), np.asarray(b).reshape(-1, steps)
-    return float(np.mean(np.all(a == b, axis=1)))
-
-
-def bench_sharding(quick: bool) -> dict:
-    side, seeds, steps = (11, 2, 5) if quick else (25, 8, 30)
-    res = []
-    for n in (1, 2, 4, 8):
-        env = dict(
-            os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={n}"
-        )
-        res.append(
-            run_json(
-                [
-                    sys.executable,
-                    os.path.abspath(__file__),
-                    "--worker",
-                    "sharding",
-                    "--side",
-                    str(side),
-                    "--seeds-n",
-                    str(seeds),
-                    "--steps",
-                    str(steps),
-                ],
-                env=env,
-            )
-        )
-        print(f"  [sharding] {n} devices: run {res[-1]['run_s']:.2f}s", flush=True)
-    base = res[0]["run_s"]
-    return {
-        "name": "sharding_1_to_8_devices",
-        "what": f"strategy batch 4x3x{seeds} seeds x {steps} steps ({side}x{side} grids) split "
-        "over 1/2/4/8 simulated CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count) "
-        "with shard_map; run time of the second call (compiled) and first call (with compile); "
-        "the simulated devices share the same 2 physical cores",
-        "jaxscope_s": r4(res[-1]["run_s"]),
-        "by_devices": {
-            str(r["devices"]): {
-                "run_s": r4(r["run_s"]),
-                "first_s": r4(r["first_s"]),
-                "compile_s": r4(r["compile_s"]),
-                "speedup_vs_1": r4(base / r["run_s"]),
-                "load": r["load"],
-            }
-            for r in res
-        },
-        "identical_choices_vs_1_device": {
-            str(r["devices"]): bool(r["index"] == res[0]["index"]) for r in res[1:]
-        },
-        "fraction_of_campaigns_identical_vs_1_device": {
-            str(r["devices"]): r4(_same_campaigns(r["index"], res[0]["index"], steps))
-            for r in res[1:]
-        },
-        "regret_mean_by_devices": [r4(r["regret_mean"]) for r in res],
-    }
-
-
 # --- 5. BoTorch qEI q=4 --------------------------------------------------------------------------
 def bench_botorch(quick: bool) -> dict:
     reps = 2 if quick else 5
@@ -656,17 +420,17 @@ def bench_botorch(quick: bool) -> dict:
         f"{reps} random data sets, compile excluded (jaxscope compile reported)",
         "jaxscope_s": r4(med(times)),
         "jaxscope_runs_s": [r4(x) for x in times],
-        "compile_s": r4(first.compile_s),
+        "compile_s": r4(first.compile),
         "first_call_s": r4(first.wall),
-        "compiles": first.compiles,
+        "compiles": first.n_compiles,
         "load": [r4(os.getloadavg()[0])],
     }
-    py = peer_python("botorch", "BOTORCH_PYTHON")
+    py, _, berr = peer("botorch")
     if py is None:
-        rec["peer_error"] = "botorch venv not found"
+        rec["peer_error"] = f"botorch venv unavailable: {berr}"
         return rec
     try:
-        r = run_json([py, "_botorch_qei.py", str(reps)])
+        r = run_checked([py, "_botorch_qei.py", str(reps)])
         rec.update(
             {
                 "peer": f"botorch {r['botorch']} (torch {r['torch']})",
@@ -691,26 +455,17 @@ BENCHES = {
     "gpax_B6_end_to_end": bench_b6,
     "decision_latency_refit_256x256_N500": lambda q: bench_latency("refit", q),
     "decision_latency_incremental_256x256_N500": lambda q: bench_latency("incremental", q),
-    "strategy_batch_4x3x32x100": bench_strategies,
-    "sharding_1_to_8_devices": bench_sharding,
+    "strategy_batch_4x3x32x100": strategies.bench_strategies,
+    "sharding_1_to_8_devices": strategies.bench_sharding,
     "botorch_qEI_q4_step": bench_botorch,
 }
 
 
 def save(records, quick, command):
-    payload = {
-        "suite": "campaigns",
-        "command": command,
-        "date": datetime.date.today().isoformat(),
-        "device": f"cpu, {os.cpu_count()} cores (shared with other jobs; see load)",
-        "mode": "quick" if quick else "full",
-        "versions": {"jaxscope": jaxscope.__version__, "jax": jax.__version__},
-        "records": records,
-    }
-    path = OUT if not quick else os.path.join(RESULTS, "campaigns_quick.json")
-    os.makedirs(RESULTS, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=1)
+    path = OUT_QUICK if quick else OUT
+    write_results(
+        path, "campaigns", command, records, mode="quick" if quick else "full", versions=versions()
+    )
     return path
 
 
@@ -723,12 +478,9 @@ def main():
     ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
     ap.add_argument("--ns", type=int, default=200, help=argparse.SUPPRESS)
     ap.add_argument("--seeds", default="0", help=argparse.SUPPRESS)
-    ap.add_argument("--seeds-n", type=int, default=8, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker == "b6":
         return worker_b6(args)
-    if args.worker == "sharding":
-        return worker_sharding(args)
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(BENCHES)
     if unknown:
@@ -738,7 +490,7 @@ def main():
         + (" --quick" if args.quick else "")
         + (f" --only {args.only}" if only else "")
     )
-    path = OUT if not args.quick else os.path.join(RESULTS, "campaigns_quick.json")
+    path = OUT_QUICK if args.quick else OUT
     records = []
     if only and os.path.exists(path):  # keep the other records of an earlier run
         with open(path) as f:

@@ -333,6 +333,7 @@ def decide(state: CampaignState, config: CampaignConfig, problem: Any) -> Decisi
             C,
             config.num_draws,
             method=config.draw_method,
+            num_features=config.draw_features,
             chunk_size=config.chunk_size,
         )
         pred = pred._replace(draws=draws * scaler.scale + scaler.shift)

@@ -46,8 +46,8 @@ class CampaignConfig(eqx.Module):
         num_warmup, num_samples: NUTS settings (``"nuts"`` mode).
         standardize: standardise targets for the model (explicitly; kept in the state).
         track_rmse: record the predictive-mean RMSE against ``problem.truth`` each step.
-        num_draws, draw_method: joint posterior draws for Thompson-type rules (``"auto"``,
-            ``"exact"`` or ``"pathwise"``).
+        num_draws, draw_method, draw_features: joint posterior draws for Thompson-type rules
+            (``"auto"``, ``"exact"`` or ``"pathwise"`` with ``draw_features`` random features).
     """
 
     model: GPModel
@@ -69,6 +69,7 @@ class CampaignConfig(eqx.Module):
     joint_draws: int = eqx.field(static=True, default=256)
     joint_subset: int = eqx.field(static=True, default=64)
     draw_method: str = eqx.field(static=True, default="auto")
+    draw_features: int = eqx.field(static=True, default=2048)
 
 
 def default_model(candidates: ArrayLike, kernel: str = "rbf", *, noise: bool = True) -> GPModel:

@@ -35,8 +35,12 @@ def limit_blas_threads(num_threads: int = 1) -> list[str]:
             paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
     except OSError:
         return []
-    names = ("scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
-             "openblas_set_num_threads", "openblas_set_num_threads64_")
+    names = (
+        "scipy_openblas_set_num_threads",
+        "scipy_openblas_set_num_threads64_",
+        "openblas_set_num_threads",
+        "openblas_set_num_threads64_",
+    )
     done = []
     for path in sorted(p for p in paths if os.path.isfile(p)):
         lib = ctypes.CDLL(path)
@@ -82,9 +86,14 @@ def register_reconstruct(sub) -> None:
     p.add_argument("--size", type=int, default=128, help="pixels per side (default 128)")
     p.add_argument("--fraction", type=float, default=0.1, help="share of pixels measured")
     p.add_argument("--seed", type=int, default=0, help="random seed (surface and measurements)")
-    p.add_argument("--kernel", default="matern52", help="rbf, matern12, matern32, matern52, rq")
+    p.add_argument(
+        "--kernel",
+        default="matern32",
+        help="rbf, matern12, matern32 (default: calibrated on sharp steps), matern52, rq",
+    )
     p.add_argument("--noise", type=float, default=0.05, help="measurement noise std")
     p.add_argument("--samples", type=int, default=3, help="posterior samples to draw")
+    p.add_argument("--fit-points", type=int, default=1024, help="measurements used for the MAP fit")
     p.add_argument("--out", default="runs/reconstruct", help="output directory")
     _add_common(p)
     p.set_defaults(func=run_reconstruct)
@@ -105,7 +114,13 @@ def run_reconstruct(args: argparse.Namespace) -> int:
     k_surf, k_rec = jax.random.split(jax.random.key(args.seed))
     surface = make_surface(k_surf, args.size)
     rec = reconstruct(
-        k_rec, surface, args.fraction, args.kernel, noise_std=args.noise, num_samples=args.samples
+        k_rec,
+        surface,
+        args.fraction,
+        args.kernel,
+        noise_std=args.noise,
+        num_samples=args.samples,
+        fit_points=args.fit_points,
     )
     elapsed = time.perf_counter() - t0
     extra = {
@@ -114,6 +129,7 @@ def run_reconstruct(args: argparse.Namespace) -> int:
         "fraction": args.fraction,
         "kernel": args.kernel,
         "noise_std": args.noise,
+        "fit_points": args.fit_points,
         "wall_s": elapsed,
         "backend": jax.default_backend(),
     }
@@ -154,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jaxscope", description="JAX-native autonomous microscopy."
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", required=True)
     for register in COMMANDS:
         register(sub)
     return parser

@@ -13,8 +13,10 @@ instrument raised or returned NaN: registered, never dropped; after ``retries`` 
 is excluded and the step decides again), hook events (``veto``, ``add``, ``acquisition``, ``stop``)
 and one ``commit`` per step, the ids, indices and acquisition values that :func:`record` stores.
 
-Resume. Everything host-side (exclusions, failure counts, queued points, active acquisition) is a
-fold over the journal, the same function applied live and on replay. The campaign state is
+The ``num_init`` seed points are random candidates measured by the instrument too (journaled with
+step ``-1``). Resume: everything host-side (exclusions, failure counts, queued points, active
+acquisition) is a fold over the journal (:class:`~jaxscope.host_state.HostLog`), the same
+function applied live and on replay. The campaign state is
 restored from the latest orbax checkpoint (:mod:`jaxscope.checkpoint`) and the committed steps
 after it are replayed through ``decide``/``record`` with the journaled values, so no measurement
 is repeated or lost and, for the same seed, a run killed with SIGKILL and resumed ends bit-for-bit

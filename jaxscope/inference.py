@@ -161,9 +161,11 @@ def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: in
         # jitter the start a little so chains are dispersed
         leaves, tree = jax.tree_util.tree_flatten(u0)
         ks = jax.random.split(k_jit, len(leaves))
-        start = jax.tree_util.tree_unflatten(
-            tree, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype) for x, k in zip(leaves, ks)]
-        )
+        noisy = [
+            x + 0.1 * jax.random.normal(k, x.shape, x.dtype)
+            for x, k in zip(leaves, ks, strict=True)
+        ]
+        start = jax.tree_util.tree_unflatten(tree, noisy)
         state = init_kernel(
             start,
             num_warmup,
@@ -177,12 +179,18 @@ def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: in
             state = sample_kernel(state, model_args=(obs,))
             return state, (state.z, state.accept_prob, state.diverging, state.num_steps)
 
-        state, _ = jax.lax.scan(body, state, length=num_warmup)
-        _, (z, acc, div, nsteps) = jax.lax.scan(body, state, length=num_samples)
+        # One scan over warm-up and sampling (the kernel adapts while state.i < num_warmup):
+        # the NUTS body is traced and compiled once, not twice; warm-up draws are dropped.
+        _, out = jax.lax.scan(body, state, length=num_warmup + num_samples)
+        z, acc, div, nsteps = jax.tree_util.tree_map(lambda a: a[num_warmup:], out)
         return jax.vmap(model.constrain)(z), acc, div, nsteps
 
     keys = jax.random.split(key, num_chains)
-    samples, acc, div, nsteps = jax.vmap(one_chain)(keys)
+    if num_chains == 1:  # no vmap over a single chain: cheaper to trace, compile and run
+        out = jax.tree_util.tree_map(lambda a: a[None], one_chain(keys[0]))
+    else:
+        out = jax.vmap(one_chain)(keys)
+    samples, acc, div, nsteps = out
     return NUTSResult(samples, acc, div, nsteps)
 
 
@@ -212,7 +220,11 @@ def fit_nuts(
 
 
 def nuts_summary(result: NUTSResult) -> dict[str, dict[str, Any]]:
-    """Per-parameter mean, sd, split r-hat and effective sample size (host side, NumPy)."""
+    """Per-parameter mean, sd, split r-hat and effective sample size (host side, NumPy).
+
+    Each statistic has the shape of its parameter (a float for a scalar parameter); r-hat needs
+    at least 4 draws per chain (else ``None``).
+    """
     out = {}
     for k, v in result.samples.items():
         a = np.asarray(v, np.float64)  # (chains, draws, ...)
@@ -220,8 +232,13 @@ def nuts_summary(result: NUTSResult) -> dict[str, dict[str, Any]]:
         out[k] = {
             "mean": a.mean((0, 1)).tolist(),
             "sd": a.std((0, 1)).tolist(),
-            "r_hat": split_gelman_rubin(a2).tolist() if a.shape[1] >= 4 else None,
-            "ess": effective_sample_size(a2).tolist(),
+            # same shape as the parameter (a float for a scalar), like "mean" and "sd"
+            "r_hat": (
+                np.reshape(split_gelman_rubin(a2), a.shape[2:]).tolist()
+                if a.shape[1] >= 4
+                else None
+            ),
+            "ess": np.reshape(effective_sample_size(a2), a.shape[2:]).tolist(),
         }
     out["_sampler"] = {
         "divergences": int(np.asarray(result.diverging).sum()),

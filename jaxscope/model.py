@@ -49,7 +49,7 @@ class GPModel(eqx.Module):
     kernel: Callable[[Params], K.Kernel] = eqx.field(static=True)
     priors: dict[str, dist.Distribution]
     mean: Callable[[Any, Params], Any] | None = eqx.field(static=True, default=None)
-    fixed_noise: float = eqx.field(static=True, default=1e-6)
+    fixed_noise: Any = 1e-6
     jitter: float | None = eqx.field(static=True, default=None)
 
     @property
@@ -136,20 +136,33 @@ class GPModel(eqx.Module):
         yr = max(float(y.max() - y.min()), 1e-6)
         ys = max(float(y.std()), 1e-3 * yr)
         ls_loc = np.log(0.2 * xr) if ard else np.log(0.2 * float(np.mean(xr)))
+        # Data-dependent numbers are arrays (traced by jit) and the kernel builder compares equal
+        # across calls, so a model rebuilt from new data of the same capacity reuses the compiled
+        # MAP/NUTS programs instead of recompiling.
+        a = jnp.asarray
         priors = {
-            "lengthscale": dist.LogNormal(jnp.asarray(ls_loc), 1.0),
-            "variance": dist.LogNormal(float(np.log(ys**2)), 1.0),
+            "lengthscale": dist.LogNormal(a(ls_loc), 1.0),
+            "variance": dist.LogNormal(a(np.log(ys**2)), 1.0),
         }
         if noise:
-            priors["noise"] = dist.LogNormal(float(np.log((0.05 * yr) ** 2)), 2.0)
+            priors["noise"] = dist.LogNormal(a(np.log((0.05 * yr) ** 2)), 2.0)
         if constant_mean:
-            priors["mean"] = dist.Normal(float(y.mean()), 2.0 * ys)
+            priors["mean"] = dist.Normal(a(y.mean()), a(2.0 * ys))
         return cls(
-            kernel=lambda p: cls_(lengthscale=p["lengthscale"], variance=p["variance"]),
+            kernel=_StationaryBuilder(cls_),
             priors=priors,
-            fixed_noise=1e-6 * ys**2,
+            fixed_noise=a(1e-6 * ys**2),
             jitter=jitter,
         )
+
+
+class _StationaryBuilder(eqx.Module):
+    """``params -> cls(lengthscale, variance)``; equal (and equally hashed) for equal ``cls``."""
+
+    cls: type = eqx.field(static=True)
+
+    def __call__(self, p: Params) -> K.Kernel:
+        return self.cls(lengthscale=p["lengthscale"], variance=p["variance"])
 
 
 def stack_params(params: Params) -> Params:

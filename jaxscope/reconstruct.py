@@ -5,8 +5,10 @@ Pipeline (:func:`reconstruct`):
 1. measure a uniformly random ``fraction`` of the pixels, :math:`y_i = h(x_i) + \varepsilon_i`,
    :math:`\varepsilon_i \sim N(0, \sigma_n^2)`;
 2. MAP hyperparameters of :meth:`GPModel.default` (priors scaled to the data) on a random subset
-   of at most ``fit_points`` measurements — the hyperparameters of a stationary field are
-   estimated as well from a few hundred points, at a fraction of the O(N³) cost per step;
+   of at most ``fit_points`` measurements, at a fraction of the O(N³) cost per step. Keep the
+   subset dense: when the kernel's smoothness is misspecified the fitted lengthscale grows as
+   the sampling gets sparser (512 of 1638 points gave longer lengthscales and ±2σ coverage
+   0.90 instead of 0.92 with Matérn-5/2);
 3. condition on *all* measurements and predict mean and σ of the noise-free surface on the full
    grid in chunks (O(N · chunk) memory); draw posterior function samples by pathwise
    conditioning (Matheron's rule with random Fourier features), never forming a grid × grid
@@ -37,6 +39,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .inference import MAPInfo, fit_map
 from .instruments.surface import grid_points
+from .kernels import by_name
 from .model import GPModel
 from .observations import Observations
 
@@ -99,11 +102,11 @@ def reconstruct(
     key: PRNGKeyArray,
     surface: ArrayLike,
     fraction: float = 0.1,
-    kernel: str = "matern52",
+    kernel: str = "matern32",
     *,
     noise_std: float = 0.05,
     num_samples: int = 3,
-    fit_points: int = 512,
+    fit_points: int = 1024,
     map_steps: int = 100,
     chunk_size: int = 2048,
 ) -> Reconstruction:
@@ -113,7 +116,10 @@ def reconstruct(
         key: PRNG key (pixel choice, measurement noise, fit subset, posterior samples).
         surface: ``(size, size)`` ground truth, e.g. from :func:`make_surface`.
         fraction: share of pixels measured, in ``(0, 1]``.
-        kernel: stationary kernel name (``"matern52"``, ``"matern32"``, ``"rbf"``, ...).
+        kernel: stationary kernel name (``"matern32"``, ``"matern52"``, ``"rbf"``, ...). The
+            default Matérn-3/2 is calibrated on surfaces with sharp steps and particle rims
+            (±2σ coverage ≈ 0.95 at 128², 10 %); the smoother Matérn-5/2 is overconfident at
+            the edges (≈ 0.91–0.92) and no more accurate.
         noise_std: standard deviation of the Gaussian measurement noise (surface units).
         num_samples: posterior function draws over the full grid.
         fit_points: the MAP fit uses at most this many of the measurements (random subset).
@@ -126,6 +132,7 @@ def reconstruct(
     Raises:
         ValueError: non-square or non-finite surface, fraction out of range, unknown kernel.
     """
+    by_name(kernel)  # unknown names fail here, listing the known ones
     h = jnp.asarray(surface)
     if h.ndim != 2 or h.shape[0] != h.shape[1] or h.shape[0] < 4:
         raise ValueError(f"surface must be a square (size, size) image, size >= 4; got {h.shape}")
@@ -190,7 +197,11 @@ def plot_reconstruction(rec: Reconstruction, path: str, *, dpi: int = 100) -> st
     vmin, vmax = float(truth.min()), float(truth.max())
     panels = [
         ("truth", truth, "viridis"),
-        (f"measured ({100 * len(rec.indices) / size**2:.0f}%)", sparse.reshape(size, size), "viridis"),
+        (
+            f"measured ({100 * len(rec.indices) / size**2:.0f}%)",
+            sparse.reshape(size, size),
+            "viridis",
+        ),
         ("posterior sample", np.asarray(rec.samples[0]), "viridis"),
         (f"mean (RMSE {rec.metrics['rmse']:.3f})", np.asarray(rec.mean), "viridis"),
         (f"σ (cover ±2σ {rec.metrics['calibration']:.3f})", np.asarray(rec.std), "magma"),
@@ -239,7 +250,9 @@ def save_reconstruction(
         json.dump(record, f, indent=2)
     np.savez_compressed(
         paths["npz"],
-        **{k: np.asarray(getattr(rec, k)) for k in ("truth", "indices", "measured", "mean", "std",
-                                                     "samples")},
+        **{
+            k: np.asarray(getattr(rec, k))
+            for k in ("truth", "indices", "measured", "mean", "std", "samples")
+        },
     )
     return paths

@@ -113,13 +113,19 @@ def _flat_inputs(key, num_strategies: int, num_problems: int, num_seeds: int):
     return a, p, keys
 
 
-def _run_flat(config, num_init, num_steps, keys, problems, policies):
-    def one(k, prob, pol):
+def _run_flat(config, num_init, num_steps, keys, problems, policies, chunk):
+    def one(args):
+        k, prob, pol = args
         final = run_campaign(k, config, prob, num_init, num_steps, pol)
         metrics = campaign_metrics(final, prob)
         return metrics, final.history
 
-    return jax.vmap(one)(keys, problems, policies)
+    n = keys.shape[0]
+    if chunk is None or chunk >= n:
+        return jax.vmap(one)((keys, problems, policies))
+    # vmap inside chunks of `chunk` campaigns, chunks one after another (lax.map): bounds the
+    # batch of every batched while loop (see run_strategies)
+    return jax.lax.map(one, (keys, problems, policies), batch_size=chunk)
 
 
 def run_strategies(
@@ -131,6 +137,7 @@ def run_strategies(
     num_init: int,
     num_steps: int,
     mesh: Mesh | None = None,
+    chunk: int | None = 64,
 ) -> dict[str, Any]:
     """Run every strategy in ``config.acquisitions`` on every problem for ``num_seeds`` seeds.
 
@@ -142,6 +149,10 @@ def run_strategies(
         mesh: optional 1-D :class:`jax.sharding.Mesh` (axis ``"batch"``): the flat batch of
             campaigns is split over its devices with ``shard_map`` (its size must divide
             ``A·P·S``).
+        chunk: campaigns ``vmap``-ped together (per device); chunks run one after another
+            inside the same compiled program (``lax.map`` with ``batch_size``). Bounded chunks
+            keep memory flat and avoid an XLA:CPU runtime hang we saw with one batch of 384
+            campaigns of ten steps or more (jax 0.10.2; all threads idle, no progress).
 
     Returns:
         dict with ``regret``, ``top_found``, ``rmse``, ``best`` of shape ``(A, P, S, T)`` and
@@ -153,7 +164,7 @@ def run_strategies(
     probs = jax.tree_util.tree_map(lambda v: v[pidx], problems)
     B = A * Pn * num_seeds
     if mesh is None:
-        metrics, hist = _compiled_flat(config, num_init, num_steps, keys, probs, policies)
+        metrics, hist = _compiled_flat(config, num_init, num_steps, chunk, keys, probs, policies)
     else:
         if mesh.axis_names != ("batch",):
             raise ValueError(f"mesh must have one axis named 'batch', got {mesh.axis_names}")
@@ -162,7 +173,9 @@ def run_strategies(
             raise ValueError(f"{B} campaigns do not split evenly over {n_dev} devices")
         shard = NamedSharding(mesh, P("batch"))
         keys, probs, policies = jax.device_put((keys, probs, policies), shard)
-        metrics, hist = _sharded_flat(config, num_init, num_steps, mesh, keys, probs, policies)
+        metrics, hist = _sharded_flat(
+            config, num_init, num_steps, chunk, mesh, keys, probs, policies
+        )
     unflat = lambda a: a.reshape((A, Pn, num_seeds) + a.shape[1:])
     out = {k: unflat(v) for k, v in metrics.items()}
     out["history"] = jax.tree_util.tree_map(unflat, hist)
@@ -170,14 +183,14 @@ def run_strategies(
 
 
 @eqx.filter_jit
-def _compiled_flat(config, num_init, num_steps, keys, probs, policies):
-    return _run_flat(config, num_init, num_steps, keys, probs, policies)
+def _compiled_flat(config, num_init, num_steps, chunk, keys, probs, policies):
+    return _run_flat(config, num_init, num_steps, keys, probs, policies, chunk)
 
 
 @eqx.filter_jit
-def _sharded_flat(config, num_init, num_steps, mesh, keys, probs, policies):
+def _sharded_flat(config, num_init, num_steps, chunk, mesh, keys, probs, policies):
     fn = jax.shard_map(
-        lambda k, pr, po: _run_flat(config, num_init, num_steps, k, pr, po),
+        lambda k, pr, po: _run_flat(config, num_init, num_steps, k, pr, po, chunk),
         mesh=mesh,
         in_specs=P("batch"),
         out_specs=P("batch"),

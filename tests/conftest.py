@@ -5,6 +5,7 @@
 * :func:`tols` / :func:`assert_allclose`: the one place where tolerances live, by dtype.
 * :func:`count_compilations`: counts XLA compilations (and persistent-cache loads, which also mean
   a new program was traced and lowered) with ``jax.monitoring`` listeners.
+* ``OPENBLAS_NUM_THREADS=1`` unless set (see below): tiny LAPACK calls are much faster.
 * A persistent XLA compilation cache under ``~/.cache/jaxscope-tests`` (outside the clone; override
   with ``JAXSCOPE_TEST_CACHE``, disable with ``JAXSCOPE_TEST_CACHE=off``). This is test
   configuration, set here and not by the library; the suite passes from an empty cache.
@@ -16,10 +17,16 @@ import contextlib
 import os
 import threading
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pytest
+# JAX's CPU LAPACK kernels (Cholesky, triangular solves) call SciPy's OpenBLAS, whose worker
+# threads spin-wait: on a small, shared machine a 32×32 triangular solve then takes milliseconds
+# instead of microseconds. Tests use tiny matrices, so one BLAS thread is fastest. Must be set
+# before SciPy's OpenBLAS loads (jax is not imported yet at this point); override by exporting it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 # --- persistent compilation cache (test configuration only) ---------------------------------
 _CACHE = os.environ.get("JAXSCOPE_TEST_CACHE", os.path.expanduser("~/.cache/jaxscope-tests"))

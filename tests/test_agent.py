@@ -6,6 +6,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import count_compilations
 
 from jaxscope.agent import Agent, replay
 from jaxscope.campaign import decide, make_config
@@ -142,7 +143,9 @@ def test_every_decision_replays_exactly(sim, config):
     a = agent.suggest(1)
     b = agent.suggest(2)
     agent.ingest(b[1].id, inst.measure(b[1].x[None])[0])
-    agent.suggest(2)
+    with count_compilations() as log:  # more data, other pending points: same program
+        agent.suggest(2)
+    assert len(log) == 0
     assert len(agent.records) == 4
     assert agent.records[0].state is None  # the random phase is recorded too
     for rec in agent.records:

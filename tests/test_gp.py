@@ -9,10 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import assert_allclose, tols
+from jaxscope.kernels import RBF, Matern52, Periodic
 
 from jaxscope import GP, Observations, mixture_moments, predict_mixture
 from jaxscope.gp import default_jitter
-from jaxscope.kernels import RBF, Matern52, Periodic
 
 N, CAP, M = 12, 20, 30
 LS, VAR, NOISE = 0.35, 1.4, 0.02
@@ -44,7 +44,9 @@ def _setup(data, dtype, noise=NOISE, mean=0.0, n=N):
     X, y, Xs = data
     obs = Observations.from_arrays(X[:n], y[:n], capacity=CAP)
     # noise as an array: noisy and noiseless GPs share one compiled program
-    gp = GP(kernel=Matern52(lengthscale=LS, variance=VAR), noise=jnp.asarray(noise, dtype), mean=mean)
+    gp = GP(
+        kernel=Matern52(lengthscale=LS, variance=VAR), noise=jnp.asarray(noise, dtype), mean=mean
+    )
     # the reference sees exactly the rounded inputs the GP sees
     X64 = np.asarray(jnp.asarray(X, dtype), np.float64)
     y64 = np.asarray(jnp.asarray(y, dtype), np.float64)
@@ -208,7 +210,11 @@ def test_exact_samples_match_posterior(data, x64):
 @pytest.mark.parametrize("kernel", ["rbf", "matern52"])
 def test_pathwise_samples_match_posterior(data, kernel, x64):
     X, y, _ = data
-    k = RBF(lengthscale=LS, variance=VAR) if kernel == "rbf" else Matern52(lengthscale=LS, variance=VAR)
+    k = (
+        RBF(lengthscale=LS, variance=VAR)
+        if kernel == "rbf"
+        else Matern52(lengthscale=LS, variance=VAR)
+    )
     gp = GP(kernel=k, noise=NOISE, mean=0.2)
     post = _condition(gp, Observations.from_arrays(X[:N], y[:N], capacity=CAP))
     Xs = jnp.asarray(data[2])
@@ -253,8 +259,24 @@ def test_mixture_moments_matches_numpy(dtype):
     assert_allclose(var, v64.mean(0) + m64.var(0), dtype=dtype, scale=20)
 
 
+def test_mixture_moments_precise_when_mean_dominates():
+    # float32, |μ| ≈ 100 ≫ σ ≈ 0.03: E[σ² + μ²] - μ̄² would lose every digit of the variance
+    rng = np.random.default_rng(4)
+    means = 100.0 + 1e-2 * rng.normal(size=(5, 7))
+    variances = rng.uniform(5e-4, 2e-3, (5, 7))
+    m32, v32 = np.asarray(means, np.float32), np.asarray(variances, np.float32)
+    _, var = mixture_moments(jnp.asarray(m32), jnp.asarray(v32))
+    m64, v64 = m32.astype(float), v32.astype(float)
+    np.testing.assert_allclose(var, v64.mean(0) + m64.var(0), rtol=1e-4)
+    # one sample: the variance itself, bit for bit
+    _, one = mixture_moments(jnp.asarray(m32[:1]), jnp.asarray(v32[:1]))
+    np.testing.assert_array_equal(np.asarray(one), v32[0])
+
+
 def _build(p):
-    return GP(kernel=Matern52(lengthscale=p["ls"], variance=p["var"]), noise=p["noise"], mean=p["mean"])
+    return GP(
+        kernel=Matern52(lengthscale=p["ls"], variance=p["var"]), noise=p["noise"], mean=p["mean"]
+    )
 
 
 _mixture = eqx.filter_jit(

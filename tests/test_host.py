@@ -5,6 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import count_compilations
 
 from jaxscope.campaign import make_config
 from jaxscope.compiled import CallbackProblem, run
@@ -101,7 +102,11 @@ def test_failures_are_journaled_and_campaign_continues(tmp_path, sim, config):
     runner = HostRunner(
         config, sim, tmp_path, num_steps=NUM_STEPS, num_init=NUM_INIT, progress=False, retries=1
     )
-    state = runner.run(inst)
+    runner.run(inst, max_steps=1)
+    runner.run(inst, max_steps=1)  # a resume: restores the checkpoint (its first use compiles)
+    with count_compilations() as log:  # exclusions and re-decisions change values, not shapes
+        state = runner.run(inst)
+    assert len(log) == 0
     records = read_journal(tmp_path / "journal.jsonl")
     fails = kinds(records, "failure")
     assert len(fails) == 3 and all("simulated instrument failure" in f["reason"] for f in fails)
@@ -141,6 +146,12 @@ def test_hooks_veto_add_acquisition_stop(tmp_path, sim, config):
     seen = {}
 
     def hook(ctx):
+        # the journal on disk already holds the previous step's measurement and commit
+        on_disk = read_journal(tmp_path / "journal.jsonl")
+        last = [r for r in on_disk if r["kind"] == "commit"][-1]
+        measured = {r["id"] for r in on_disk if r["kind"] == "measurement"}
+        assert last["step"] == ctx.step - 1 and set(last["ids"]) <= measured
+        seen["checked"] = seen.get("checked", 0) + 1
         if ctx.step == 0 and ctx.attempt == 0:
             seen["vetoed"] = int(ctx.index[0])
             ctx.veto(reason="operator: not there")
@@ -161,6 +172,7 @@ def test_hooks_veto_add_acquisition_stop(tmp_path, sim, config):
     inst = SimulatorInstrument(sim, seed=1)
     state = runner.run(inst)
     rec = runner.journal.records
+    assert seen["checked"] >= 5  # every decision came after the journal was on disk
     # veto: journaled, excluded, never measured
     (veto,) = kinds(rec, "veto")
     assert veto["index"] == seen["vetoed"] and veto["reason"] == "operator: not there"
@@ -197,3 +209,42 @@ def test_host_and_compiled_runners_agree(tmp_path, sim, config):
     assert np.asarray(host.obs.y).tobytes() == np.asarray(comp.obs.y).tobytes()
     for k in host.params:
         np.testing.assert_allclose(host.params[k], comp.params[k], rtol=1e-4)
+
+
+def test_batch_partial_failure_keeps_the_good_value(tmp_path, sim):
+    """q = 2: one row of a batch fails; its sibling's value is kept (not measured again)."""
+    config = make_config(sim.candidates, acquisition="ucb", mode="map", map_steps=20, q=2)
+
+    class HalfBroken:
+        dim, calls = 2, 0
+
+        def __init__(self):
+            self.asked = []
+
+        def measure(self, X):
+            self.calls += 1
+            self.asked += [tuple(x) for x in np.asarray(X)]
+            y = np.array(sim.truth(jnp.asarray(X)))
+            if self.calls == 2:
+                y[1] = np.nan
+            return y
+
+    inst = HalfBroken()
+    with HostRunner(config, sim, tmp_path, num_steps=3, num_init=NUM_INIT, progress=False) as r:
+        state = r.run(inst)
+        rec = r.journal.records
+    meas = kinds(rec, "measurement")
+    (fail,) = kinds(rec, "failure")
+    assert "non-finite" in fail["reason"]
+    commits = kinds(rec, "commit")[1:]
+    committed = [i for c in commits for i in c["ids"]]
+    # every measurement is committed exactly once; the kept value was not measured again
+    assert sorted(committed) == sorted(m["id"] for m in meas if m["step"] >= 0)
+    assert len(inst.asked) == len(set(inst.asked)) + 1  # only the failed point was re-asked
+    kept = next(m for m in meas if m["step"] == 1)
+    assert commits[1]["ids"][0] == kept["id"]  # queued first in the step's batch
+    n = int(state.obs.count)
+    assert n == NUM_INIT + 3 * 2 and np.all(np.isfinite(np.asarray(state.obs.y[:n])))
+    np.testing.assert_array_equal(
+        np.asarray(state.obs.y[:n]), np.asarray(sim.truth(state.obs.X[:n]))
+    )

@@ -104,12 +104,20 @@ CASES = {
         lambda A, B: _ref_rbf(A, B) + 0.25,
     ),
     "product": (
-        lambda: K.Matern32(lengthscale=LS, variance=0.8)
-        * K.Periodic(lengthscale=0.8, period=0.6, variance=1.1),
+        lambda: (
+            K.Matern32(lengthscale=LS, variance=0.8)
+            * K.Periodic(lengthscale=0.8, period=0.6, variance=1.1)
+        ),
         lambda A, B: 0.8 * _matern(1.5, _r(A, B, LS)) * _ref_periodic(A, B),
     ),
-    "scaled_left": (lambda: 2.5 * K.RBF(lengthscale=LS, variance=1.3), lambda A, B: 2.5 * _ref_rbf(A, B)),
-    "scaled_right": (lambda: K.RBF(lengthscale=LS, variance=1.3) * 0.4, lambda A, B: 0.4 * _ref_rbf(A, B)),
+    "scaled_left": (
+        lambda: 2.5 * K.RBF(lengthscale=LS, variance=1.3),
+        lambda A, B: 2.5 * _ref_rbf(A, B),
+    ),
+    "scaled_right": (
+        lambda: K.RBF(lengthscale=LS, variance=1.3) * 0.4,
+        lambda A, B: 0.4 * _ref_rbf(A, B),
+    ),
     "transformed": (
         lambda: K.Transformed(K.RBF(lengthscale=LS, variance=1.3), _tanh2),
         lambda A, B: _ref_rbf(2 * np.tanh(A), 2 * np.tanh(B)),
@@ -120,7 +128,16 @@ CASES = {
     ),
 }
 
-STATIONARY = ["rbf", "matern12", "matern32", "matern52", "rq", "rbf_ard", "matern52_ard", "matern12_ard"]
+STATIONARY = [
+    "rbf",
+    "matern12",
+    "matern32",
+    "matern52",
+    "rq",
+    "rbf_ard",
+    "matern52_ard",
+    "matern12_ard",
+]
 
 
 # jitted once per (kernel structure, dtype): one compilation instead of many eager op dispatches
@@ -139,7 +156,9 @@ def points():
 
 def _cast(dtype, *arrays):
     """The arrays in ``dtype`` and, for the reference, those same rounded values in float64."""
-    return [jnp.asarray(a, dtype) for a in arrays], [np.asarray(a, dtype).astype(np.float64) for a in arrays]
+    return [jnp.asarray(a, dtype) for a in arrays], [
+        np.asarray(a, dtype).astype(np.float64) for a in arrays
+    ]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -212,7 +231,9 @@ def test_gradient_finite_at_zero_distance(cls, x64):
 def test_1d_inputs_are_points():
     x = jnp.linspace(0.0, 1.0, 4)
     k = K.RBF(lengthscale=0.5)
-    assert_allclose(k(x), _ref_rbf(np.asarray(x)[:, None], np.asarray(x)[:, None], 0.5, 1.0), scale=5)
+    assert_allclose(
+        k(x), _ref_rbf(np.asarray(x)[:, None], np.asarray(x)[:, None], 0.5, 1.0), scale=5
+    )
 
 
 def test_shape_errors_are_clear():

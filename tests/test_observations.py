@@ -11,9 +11,9 @@ import pytest
 import scipy.linalg
 import scipy.stats
 from conftest import assert_allclose
+from jaxscope.kernels import Matern52
 
 from jaxscope import GP, Observations, Standardizer
-from jaxscope.kernels import Matern52
 
 # --- construction -----------------------------------------------------------------------------
 
@@ -23,7 +23,7 @@ def test_add_extend_from_arrays_agree(dtype):
     X, y = rng.uniform(size=(6, 2)), rng.normal(size=6)
     a = Observations.from_arrays(X, y, capacity=10)
     b = Observations.empty(10, 2)
-    for xi, yi in zip(X, y):
+    for xi, yi in zip(X, y, strict=True):
         b = b.add(xi, yi)
     c = Observations.empty(10, 2).extend(X[:2], y[:2]).extend(X[2:], y[2:])
     for o in (a, b, c):
@@ -50,7 +50,9 @@ def test_overflow_is_refused():
     with pytest.raises(ValueError, match="full.*capacity 3"):
         o.add(np.ones(2), 1.0)
     with pytest.raises(ValueError, match="overflows capacity 4"):
-        Observations.empty(4, 2).extend(np.ones((3, 2)), np.ones(3)).extend(np.ones((2, 2)), np.ones(2))
+        Observations.empty(4, 2).extend(np.ones((3, 2)), np.ones(3)).extend(
+            np.ones((2, 2)), np.ones(2)
+        )
     with pytest.raises(ValueError, match="5 points do not fit in a buffer of capacity 4"):
         Observations.from_arrays(np.zeros((5, 2)), np.zeros(5), capacity=4)
 
@@ -137,8 +139,10 @@ def _padded_with_garbage(X, y, capacity, rng):
     return eqx.tree_at(
         lambda t: (t.X, t.y),
         o,
-        (o.X.at[X.shape[0] :].set(rng.uniform(-5, 5, (pad, X.shape[1]))),
-         o.y.at[X.shape[0] :].set(rng.normal(0, 10, pad))),
+        (
+            o.X.at[X.shape[0] :].set(rng.uniform(-5, 5, (pad, X.shape[1]))),
+            o.y.at[X.shape[0] :].set(rng.normal(0, 10, pad)),
+        ),
     )
 
 
