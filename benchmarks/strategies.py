@@ -114,7 +114,8 @@ def bench_strategies(quick: bool) -> dict:
         "what": f"{A} acquisitions ({', '.join(s for s, _ in STRATEGIES)}) x {P} problems "
         f"({', '.join(names)}; {size}x{size} grids) x {seeds} seeds x {steps} steps, MAP refit "
         "every step (L-BFGS <= 10 iterations, warm start), Thompson by pathwise draws (512 "
-        "random features), one vmapped compiled call; compile included",
+        "random features), one compiled call (vmap over the flat batch, on CPU run as lax.map "
+        "with batch_size=1: see jaxscope.strategies.run_strategies); compile included",
         "jaxscope_s": r4(t.wall),
         "compile_s": r4(t.compile),
         "compiles": t.n_compiles,
@@ -223,8 +224,9 @@ def bench_sharding(quick: bool) -> dict:
         "name": "sharding_1_to_8_devices",
         "what": f"strategy batch 4x3x{seeds} seeds x {steps} steps ({side}x{side} grids) split "
         "over 1/2/4/8 simulated CPU devices (XLA_FLAGS=--xla_force_host_platform_device_count) "
-        "with shard_map; run time of the second call (compiled) and first call (with compile); "
-        "the simulated devices share the same 2 physical cores",
+        "with shard_map (each device runs its campaigns one after another); run time of the "
+        "second call (compiled) and first call (with compile); the simulated devices share "
+        "the machine's physical cores",
         "jaxscope_s": r4(res[-1]["run_s"]),
         "by_devices": {
             str(r["devices"]): {

@@ -3,9 +3,25 @@
 Importing jaxscope changes no global JAX setting (float64 stays the user's choice).
 """
 
-from . import kernels
+# Higher layers, importable as jaxscope.acquisition, jaxscope.campaign, ... (one module a concept).
+from . import (
+    acquisition,
+    agent,
+    batch,
+    campaign,
+    compiled,
+    instruments,
+    kernels,
+    penalties,
+    predictive,
+    strategies,
+)
+from .agent import Agent
+from .campaign_config import CampaignConfig, make_config
 from .gp import GP, Posterior, PredictiveCache, map_chunks, mixture_moments, predict_mixture
+from .host import HostRunner
 from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
+from .journal import Journal, read_journal
 from .model import GPModel, stack_params
 from .observations import Observations, Standardizer
 
@@ -15,7 +31,9 @@ __all__ = [
     "kernels", "GP", "Posterior", "PredictiveCache", "map_chunks", "mixture_moments",
     "predict_mixture", "MAPInfo", "NUTSResult", "fit_map", "fit_nuts", "nuts_summary",
     "predict_nuts", "GPModel", "stack_params", "Observations", "Standardizer",
-    "enable_compilation_cache",
+    "enable_compilation_cache", "acquisition", "agent", "batch", "campaign", "compiled",
+    "instruments", "penalties", "predictive", "strategies", "Agent", "CampaignConfig",
+    "make_config", "HostRunner", "Journal", "read_journal",
 ]
 
 

@@ -49,7 +49,9 @@ def map_chunks(fn: Callable, X: Float[Array, "m d"], chunk_size: int):
     pad = n_chunks * chunk_size - m
     Xp = jnp.concatenate([X, jnp.repeat(X[-1:], pad, axis=0)]) if pad else X
     out = jax.lax.map(fn, Xp.reshape(n_chunks, chunk_size, X.shape[1]))
-    return jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * chunk_size,) + a.shape[2:])[:m], out)
+    return jax.tree_util.tree_map(
+        lambda a: a.reshape((n_chunks * chunk_size,) + a.shape[2:])[:m], out
+    )
 
 
 def default_jitter(dtype) -> float:
@@ -205,17 +207,17 @@ class Posterior(eqx.Module):
         i = self.obs.count
         xi = obs.X[i]
         k = jnp.where(self.obs.mask, self.gp.kernel.matrix(self.obs.X, xi[None])[:, 0], 0.0)
-        l = jsl.solve_triangular(self.L, k, lower=True)  # zero on padding rows
+        lrow = jsl.solve_triangular(self.L, k, lower=True)  # zero on padding rows
         kii = self.gp.kernel.diag(xi[None])[0] + self.gp.noise + self.gp._jitter(xi.dtype)
-        lii = jnp.sqrt(jnp.maximum(kii - jnp.sum(l * l), self.gp._jitter(xi.dtype)))
-        row = l.at[i].set(lii)
+        lii = jnp.sqrt(jnp.maximum(kii - jnp.sum(lrow * lrow), self.gp._jitter(xi.dtype)))
+        row = lrow.at[i].set(lii)
         L = self.L.at[i, :].set(row)
         ri = obs.y[i] - _mean_values(self.gp.mean, xi[None])[0]
-        wi = (ri - jnp.dot(l, self.w)) / lii
+        wi = (ri - jnp.dot(lrow, self.w)) / lii
         return Posterior(gp=self.gp, obs=obs, L=L, w=self.w.at[i].set(wi))
 
     def cache(self, Xc: ArrayLike) -> PredictiveCache:
-        """Cached predictive quantities over a fixed candidate set (see :class:`PredictiveCache`)."""
+        """Cached predictive quantities over fixed candidates (see :class:`PredictiveCache`)."""
         Xc = as_points(Xc, "Xc").astype(self.obs.X.dtype)
         V = jsl.solve_triangular(self.L, self._cross(Xc), lower=True)
         mean = _mean_values(self.gp.mean, Xc) + V.T @ self.w
@@ -269,9 +271,9 @@ class PredictiveCache(eqx.Module):
         old = self.posterior
         post = old.add(x, y)
         i = old.obs.count
-        l = post.L[i]
-        lii = l[i]
-        l_prev = l.at[i].set(0.0)
+        lrow = post.L[i]
+        lii = lrow[i]
+        l_prev = lrow.at[i].set(0.0)
         kx = self.posterior.gp.kernel.matrix(post.obs.X[i][None], self.Xc)[0]
         v = (kx - l_prev @ self.V) / lii
         return PredictiveCache(

@@ -130,7 +130,9 @@ class GPModel(eqx.Module):
         X = X[:, None] if X.ndim == 1 else X
         y = np.asarray(y, float)
         if X.shape[0] < 2 or y.shape != (X.shape[0],):
-            raise ValueError(f"need at least two points with y of shape (n,); got {X.shape}, {y.shape}")
+            raise ValueError(
+                f"need at least two points with y of shape (n,); got {X.shape}, {y.shape}"
+            )
         cls_ = K.by_name(kernel)
         xr = np.maximum(X.max(0) - X.min(0), 1e-6)
         yr = max(float(y.max() - y.min()), 1e-6)

@@ -137,7 +137,7 @@ def run_strategies(
     num_init: int,
     num_steps: int,
     mesh: Mesh | None = None,
-    chunk: int | None = 64,
+    chunk: int | str | None = "auto",
 ) -> dict[str, Any]:
     """Run every strategy in ``config.acquisitions`` on every problem for ``num_seeds`` seeds.
 
@@ -150,14 +150,20 @@ def run_strategies(
             campaigns is split over its devices with ``shard_map`` (its size must divide
             ``A·P·S``).
         chunk: campaigns ``vmap``-ped together (per device); chunks run one after another
-            inside the same compiled program (``lax.map`` with ``batch_size``). Bounded chunks
-            keep memory flat and avoid an XLA:CPU runtime hang we saw with one batch of 384
-            campaigns of ten steps or more (jax 0.10.2; all threads idle, no progress).
+            inside the same compiled program (``lax.map`` with ``batch_size``); ``None`` vmaps
+            the whole batch. ``"auto"``: ``None`` on accelerators, ``1`` on CPU. Why 1 on CPU:
+            jaxlib's batched LAPACK kernels (Cholesky, triangular solve) split a batch over
+            XLA:CPU's intra-op thread pool and block until it is done; when as many such
+            kernels run at once as the pool has threads (2 on a 2-core machine), every thread
+            waits and the program hangs (seen with jax 0.10.2 at 384 campaigns × 10 steps, all
+            threads idle). Unbatched kernels never split.
 
     Returns:
         dict with ``regret``, ``top_found``, ``rmse``, ``best`` of shape ``(A, P, S, T)`` and
         ``history`` (the campaigns' :class:`~jaxscope.campaign.History`, leading ``(A, P, S)``).
     """
+    if chunk == "auto":
+        chunk = 1 if jax.default_backend() == "cpu" else None
     A = len(config.acquisitions)
     Pn = problems.values.shape[0]
     policies, pidx, keys = _flat_inputs(key, A, Pn, num_seeds)
