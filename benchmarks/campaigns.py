@@ -464,7 +464,28 @@ BENCHES = {
 }
 
 
+def _met(rec: dict):
+    """Whether a record meets the issue's target (None where no target or no figure)."""
+    name = rec.get("name", "")
+    if "error" in rec:
+        return False
+    if name.startswith("gpax_B6"):
+        q = rec.get("quality", {}).get("mean_best_true")
+        if rec.get("speedup") is None or q is None:
+            return None
+        return bool(rec["speedup"] >= 20 and q["jaxscope"] >= q["peer"] - 1e-9)
+    if name.startswith("decision_latency_refit"):
+        return None if rec.get("over_floor") is None else bool(rec["over_floor"] <= 1.5)
+    if name.startswith("decision_latency_incremental"):
+        return None if rec.get("jaxscope_s") is None else bool(rec["jaxscope_s"] <= 0.05)
+    if name.startswith("botorch"):
+        return None if rec.get("speedup") is None else bool(rec["speedup"] >= 10)
+    return None
+
+
 def save(records, quick, command):
+    for rec in records:
+        rec["met"] = _met(rec)
     path = OUT_QUICK if quick else OUT
     write_results(
         path, "campaigns", command, records, mode="quick" if quick else "full", versions=versions()
@@ -477,6 +498,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated record names")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--annotate", action="store_true", help="recompute the 'met' fields of a results file"
+    )
     ap.add_argument("--side", type=int, default=25, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, default=20, help=argparse.SUPPRESS)
     ap.add_argument("--ns", type=int, default=200, help=argparse.SUPPRESS)
@@ -484,6 +508,11 @@ def main():
     args = ap.parse_args()
     if args.worker == "b6":
         return worker_b6(args)
+    if args.annotate:
+        path = OUT_QUICK if args.quick else OUT
+        with open(path) as f:
+            data = json.load(f)
+        return print("saved", save(data["records"], args.quick, data["command"]))
     only = [s for s in args.only.split(",") if s]
     unknown = set(only) - set(BENCHES)
     if unknown:

@@ -157,11 +157,15 @@ def _expand(tree):
 
 
 def _match_candidates(C, X):
-    """Index of the candidate equal to each row of X (or -1)."""
-    d2 = jnp.sum((X[:, None, :] - C[None, :, :]) ** 2, axis=-1)
-    j = jnp.argmin(d2, axis=1)
+    """Index of the candidate equal to each row of X (or -1); one row at a time (O(m) memory)."""
     tol = 1e-10 * (1.0 + jnp.max(jnp.abs(C)))
-    return jnp.where(jnp.min(d2, axis=1) <= tol, j, -1)
+
+    def one(x):
+        d2 = jnp.sum((C - x) ** 2, axis=-1)
+        j = jnp.argmin(d2)
+        return jnp.where(d2[j] <= tol, j, -1)
+
+    return jax.lax.map(one, X)
 
 
 def init(
