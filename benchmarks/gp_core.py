@@ -926,8 +926,6 @@ def main(argv=None):
                 gp_res["runs"] += g.get("runs", [])
                 if "error" in g:
                     gp_res.setdefault("errors", []).append(g["error"])
-        if gpy and not gp_res["runs"]:
-            gp_res = {"error": "; ".join(gp_res.get("errors", ["gpax B1 failed"]))}
             if bpy:
                 C.log(f"B1 botorch run {r}")
                 bo.append(
@@ -937,6 +935,8 @@ def main(argv=None):
                 )
             elif want("botorch_fully_bayesian_B1"):
                 bo = [{"error": berr}]
+        if gpy and not gp_res["runs"]:
+            gp_res = {"error": "; ".join(gp_res.get("errors", ["gpax B1 failed"]))}
         add(*protocol_records("b1", js, gp_res, gver, bo, bver))
     # 4. gpax B2
     if want("gpax_B2_end_to_end", "gpax_predictive_S500_M2500"):
