@@ -14,6 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import assert_allclose
 
 SCRIPT = textwrap.dedent(
     """
@@ -67,8 +68,11 @@ def test_sharded_equals_single_device(result):
     a, b = result["single"], result["sharded"]
     np.testing.assert_array_equal(np.array(a["index"]), np.array(b["index"]))
     assert np.array(a["index"]).shape == (2, 2, 2, 3, 1)
-    for k in ("y", "regret", "top_found", "best", "rmse"):
-        np.testing.assert_allclose(np.array(a[k]), np.array(b[k]), rtol=1e-5, atol=1e-6, err_msg=k)
+    # measurements and the incumbent: float32 tolerance; map metrics go through a Cholesky
+    # (partitioned reductions may round differently): the suite's Cholesky scale, 10.
+    for k in ("y", "regret", "top_found", "best"):
+        assert_allclose(np.array(a[k]), np.array(b[k]), dtype=np.float32, err_msg=k)
+    assert_allclose(np.array(a["rmse"]), np.array(b["rmse"]), dtype=np.float32, scale=10, err_msg="rmse")
     # the strategies really differ (otherwise the comparison would be vacuous)
     idx = np.array(a["index"])
     assert not np.array_equal(idx[0], idx[1])
