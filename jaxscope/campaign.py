@@ -156,6 +156,7 @@ def _expand(tree):
     return jax.tree_util.tree_map(lambda a: a[None] if eqx.is_array(a) else a, tree)
 
 
+@jax.jit  # module-level jit: eager calls (init, resume) reuse one compiled program
 def _match_candidates(C, X):
     """Index of the candidate equal to each row of X (or -1); one row at a time (O(m) memory)."""
     tol = 1e-10 * (1.0 + jnp.max(jnp.abs(C)))
