@@ -4,7 +4,8 @@ Every (strategy, problem, seed) triple is one independent campaign
 (:func:`jaxscope.compiled.run_campaign`): the strategy is the state's ``policy`` (an index into
 ``config.acquisitions``, chosen by ``lax.switch``), the problem a :class:`GridProblem` (tabulated
 ground truth on a shared grid, so problems stack into one pytree), the seed a PRNG key. The flat
-batch of ``A·P·S`` campaigns is ``vmap``-ped; with a device mesh it is split across devices by
+batch of ``A·P·S`` campaigns is ``vmap``-ped (in chunks inside ``lax.map``; on CPU one campaign
+at a time, see :func:`run_strategies`); with a device mesh it is split across devices by
 ``jax.shard_map`` (each device runs its slice; campaigns never communicate), so the result does
 not depend on the number of devices.
 

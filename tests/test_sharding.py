@@ -72,7 +72,9 @@ def test_sharded_equals_single_device(result):
     # (partitioned reductions may round differently): the suite's Cholesky scale, 10.
     for k in ("y", "regret", "top_found", "best"):
         assert_allclose(np.array(a[k]), np.array(b[k]), dtype=np.float32, err_msg=k)
-    assert_allclose(np.array(a["rmse"]), np.array(b["rmse"]), dtype=np.float32, scale=10, err_msg="rmse")
+    assert_allclose(
+        np.array(a["rmse"]), np.array(b["rmse"]), dtype=np.float32, scale=10, err_msg="rmse"
+    )
     # the strategies really differ (otherwise the comparison would be vacuous)
     idx = np.array(a["index"])
     assert not np.array_equal(idx[0], idx[1])
