@@ -152,9 +152,11 @@ def _potential_gen(model: GPModel):
 
 @eqx.filter_jit
 def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: int,
-              target_accept: float, max_tree_depth: int, init):
+              target_accept: float, max_tree_depth: int, dense_mass: bool, init):
     init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_gen(model), algo="NUTS")
-    u0 = model.unconstrain(init)
+    dtype = obs.X.dtype
+    init = model.init_params(dtype) if init is None else init
+    u0 = model.unconstrain({k: jnp.asarray(v, dtype) for k, v in init.items()})
 
     def one_chain(key):
         k_init, k_jit, k_run = jax.random.split(key, 3)
@@ -171,6 +173,7 @@ def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: in
             num_warmup,
             target_accept_prob=target_accept,
             max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
             model_args=(obs,),
             rng_key=k_init,
         )
@@ -204,19 +207,34 @@ def fit_nuts(
     num_chains: int = 1,
     target_accept: float = 0.8,
     max_tree_depth: int = 10,
+    dense_mass: bool = True,
     init: Params | None = None,
 ) -> NUTSResult:
     """Posterior samples of the hyperparameters by NUTS (numpyro's functional HMC).
 
     Compiles once per (model, capacity, sizes); new data in a buffer of the same capacity reuse
-    the compiled program. Chains run in parallel under ``vmap``.
+    the compiled program. Chains run in parallel under ``vmap``. Everything, including the
+    starting point, happens inside that one compiled program, so a first fit in a new process
+    compiles exactly one program.
+
+    Args:
+        dense_mass: adapt a dense inverse mass matrix during warm-up (the default; GP
+            hyperparameters such as signal variance and lengthscale are correlated, and with a
+            handful of parameters the dense matrix costs nothing and shortens the trajectories);
+            ``False`` adapts a diagonal one, as numpyro does by default.
+        init: starting point (constrained values); defaults to the prior medians.
     """
     if num_warmup < 1 or num_samples < 1 or num_chains < 1:
         raise ValueError("num_warmup, num_samples and num_chains must be positive")
-    init = model.init_params(obs.X.dtype) if init is None else init
-    init = {k: jnp.asarray(v, obs.X.dtype) for k, v in init.items()}
+    if init is not None:
+        unknown = set(init) - set(model.names)
+        if unknown:
+            raise ValueError(f"init has unknown parameters {sorted(unknown)}; "
+                             f"the model's are {list(model.names)}")
+        # arrays, not Python numbers: other starting values reuse the compiled program
+        init = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in init.items()}
     return _nuts_run(model, obs, key, num_warmup, num_samples, num_chains,
-                     target_accept, max_tree_depth, init)
+                     target_accept, max_tree_depth, bool(dense_mass), init)
 
 
 def nuts_summary(result: NUTSResult) -> dict[str, dict[str, Any]]:
@@ -257,12 +275,13 @@ def predict_nuts(
     include_noise: bool = False,
 ):
     """Predictive mean and variance marginalised over all posterior samples (all chains)."""
-    samples = result.samples if isinstance(result, NUTSResult) else result
-    flat = stack_params(samples) if isinstance(result, NUTSResult) else samples
-    return _predict_nuts(model, flat, obs, Xnew, chunk_size, include_noise)
+    chains = isinstance(result, NUTSResult)
+    samples = result.samples if chains else result
+    return _predict_nuts(model, samples, chains, obs, Xnew, chunk_size, include_noise)
 
 
 @eqx.filter_jit
-def _predict_nuts(model, flat, obs, Xnew, chunk_size, include_noise):
+def _predict_nuts(model, samples, chains: bool, obs, Xnew, chunk_size, include_noise):
+    flat = stack_params(samples) if chains else samples  # inside jit: no eager reshapes
     return predict_mixture(model.build, flat, obs, Xnew, chunk_size=chunk_size,
                            include_noise=include_noise)

@@ -56,11 +56,12 @@ class Observations(eqx.Module):
         if capacity < 1 or dim < 1:
             raise ValueError(f"capacity and dim must be positive, got {capacity}, {dim}")
         dtype = dtype or jnp.result_type(float)
+        # host-side NumPy, then one transfer each (``device_put``; ``jnp.asarray`` would compile)
         return cls(
-            X=jnp.zeros((capacity, dim), dtype),
-            y=jnp.zeros((capacity,), dtype),
-            mask=jnp.zeros((capacity,), bool),
-            count=jnp.zeros((), jnp.int32),
+            X=jax.device_put(np.zeros((capacity, dim), dtype)),
+            y=jax.device_put(np.zeros((capacity,), dtype)),
+            mask=jax.device_put(np.zeros((capacity,), bool)),
+            count=jax.device_put(np.zeros((), np.int32)),
         )
 
     @classmethod
@@ -76,10 +77,25 @@ class Observations(eqx.Module):
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
         capacity = X.shape[0] if capacity is None else capacity
+        if capacity < 1 or X.shape[1] < 1:
+            raise ValueError(f"capacity and dim must be positive, got {capacity}, {X.shape[1]}")
         if X.shape[0] > capacity:
             raise ValueError(f"{X.shape[0]} points do not fit in a buffer of capacity {capacity}")
-        obs = cls.empty(capacity, X.shape[1], dtype or jnp.result_type(float))
-        return obs.extend(X, y) if X.shape[0] else obs
+        _check_finite("X", X)
+        _check_finite("y", y)
+        # padded on the host and transferred once: no eager JAX ops, so nothing compiles here
+        dtype = np.dtype(dtype or jnp.result_type(float))
+        n = X.shape[0]
+        Xp = np.zeros((capacity, X.shape[1]), dtype)
+        yp = np.zeros((capacity,), dtype)
+        Xp[:n], yp[:n] = X, y
+        mask = np.arange(capacity) < n
+        return cls(
+            X=jax.device_put(Xp),
+            y=jax.device_put(yp),
+            mask=jax.device_put(mask),
+            count=jax.device_put(np.int32(n)),
+        )
 
     def add(self, x: ArrayLike, y: ArrayLike) -> Observations:
         """Return a new buffer with one more point ``(x, y)`` in slot ``count``.

@@ -280,8 +280,8 @@ def _build(p):
 
 
 _mixture = eqx.filter_jit(
-    lambda samples, obs, Xs, chunk, noise: predict_mixture(
-        _build, samples, obs, Xs, chunk_size=chunk, include_noise=noise
+    lambda samples, obs, Xs, chunk, noise, batch=None: predict_mixture(
+        _build, samples, obs, Xs, chunk_size=chunk, include_noise=noise, sample_batch=batch
     )
 )
 
@@ -306,8 +306,9 @@ def test_predict_mixture_matches_loop(data, dtype):
         vs.append(np.asarray(var, np.float64))
     mus, vs = np.array(mus), np.array(vs)
     ref_mean, ref_var = mus.mean(0), (vs + mus**2).mean(0) - mus.mean(0) ** 2
-    for chunk in (None, 8):
-        mean, var = _mixture(samples, obs, Xs_j, chunk, True)
+    # one sample at a time (CPU default), in batches with a remainder (4 into 6), all at once
+    for chunk, batch in ((None, None), (8, 1), (8, 4), (None, S)):
+        mean, var = _mixture(samples, obs, Xs_j, chunk, True, batch)
         assert mean.shape == (M,)
         np.testing.assert_allclose(mean, ref_mean, **tols(dtype, 20))
         np.testing.assert_allclose(var, ref_var, **tols(dtype, 50))

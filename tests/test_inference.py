@@ -285,6 +285,27 @@ def test_nuts_does_not_recompile_on_new_data(nuts_problem, x64):
     assert counts == [0, 0], counts
 
 
+def test_first_fit_compiles_one_program(nuts_problem, x64):
+    """Building the buffer, fitting and predicting compile one program each: no eager op
+    (starting point, dtype conversion, reshaping the chains) compiles on its own. Uses the
+    diagonal mass matrix, so it also checks that variant against the quadrature posterior."""
+    X, y, model, _ = nuts_problem
+    key = jax.random.key(3)
+    with count_compilations() as log:
+        obs = Observations.from_arrays(X, y, capacity=CAP_NUTS + 1)  # a shape not seen before
+    assert log == []
+    with count_compilations() as log:
+        r = fit_nuts(model, obs, key, num_warmup=WARMUP, num_samples=SAMPLES, dense_mass=False)
+        jax.block_until_ready(r)
+    assert len(log) == 1, log
+    with count_compilations() as log:
+        jax.block_until_ready(predict_nuts(model, r, obs, np.linspace(0, 1, 7)))
+    assert len(log) == 1, log
+    mean, sd = _quadrature_posterior(X, y)
+    ess = nuts_summary(r)["lengthscale"]["ess"]
+    assert abs(np.asarray(r.samples["lengthscale"]).mean() - mean) < 4 * sd / np.sqrt(ess)
+
+
 def test_predict_nuts_is_the_mixture(nuts_problem, x64):
     X, y, model, result = nuts_problem
     obs = Observations.from_arrays(X, y, capacity=CAP_NUTS)
