@@ -32,8 +32,11 @@ SHARED = os.path.normpath(os.path.join(REPO, "..", "shared"))
 # factorisation then costs milliseconds instead of microseconds and timings become noise
 # (NUTS on N=50 ran 30-60x slower, equally for jaxscope and gpax). Set before numpy is imported.
 BENCH_ENV = {"OPENBLAS_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu"}
+# a subprocess started with bench_env(blas_default=True) keeps OpenBLAS's default threading
+_BLAS_DEFAULT = os.environ.get("JAXSCOPE_BENCH_BLAS_DEFAULT") == "1"
 for _k, _v in BENCH_ENV.items():
-    os.environ.setdefault(_k, _v)
+    if not (_BLAS_DEFAULT and _k == "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_k, _v)
 
 _KINDS = {
     "/jax/core/compile/jaxpr_trace_duration": "trace",
@@ -164,13 +167,25 @@ def loadavg():
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def run_json(cmd, *, cwd=None, timeout=None, env=None) -> dict:
+def bench_env(blas_default: bool = False) -> dict:
+    """The environment of a benchmark subprocess: ``BENCH_ENV`` over ours; with
+    ``blas_default`` OpenBLAS keeps its default threading (no ``OPENBLAS_NUM_THREADS``), as a
+    user who sets nothing runs it."""
+    env = {**os.environ, **BENCH_ENV}
+    if blas_default:
+        env.pop("OPENBLAS_NUM_THREADS", None)
+        env["JAXSCOPE_BENCH_BLAS_DEFAULT"] = "1"
+    else:
+        env.pop("JAXSCOPE_BENCH_BLAS_DEFAULT", None)
+    return env
+
+
+def run_json(cmd, *, cwd=None, timeout=None, env=None, blas_default=False) -> dict:
     """Run ``cmd`` (a list) and parse the last stdout line starting with ``{`` as JSON.
 
     Returns ``{"error": ...}`` (with the tail of stderr) when the command fails or prints no JSON.
     """
-    full_env = dict(os.environ)
-    full_env.update(BENCH_ENV)
+    full_env = bench_env(blas_default)
     full_env.update(env or {})
     t0 = time.perf_counter()
     try:

@@ -164,6 +164,7 @@ def worker_protocol(args: dict) -> dict:
     return {
         "which": which,
         "seed": seed,
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
         "import_s": r4(import_s),
         "fit": t_fit.as_dict(),
         "predict": t_pred.as_dict(),
@@ -265,8 +266,12 @@ def worker_cached(args: dict) -> dict:
 WORKERS = {"protocol": worker_protocol, "growing": worker_growing, "cached": worker_cached}
 
 
-def run_worker(name: str, args: dict, timeout: int = 1800) -> dict:
-    return C.run_json([sys.executable, THIS, "--worker", name, json.dumps(args)], timeout=timeout)
+def run_worker(name: str, args: dict, timeout: int = 1800, blas_default: bool = False) -> dict:
+    return C.run_json(
+        [sys.executable, THIS, "--worker", name, json.dumps(args)],
+        timeout=timeout,
+        blas_default=blas_default,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,13 +574,15 @@ def _anchor_dir() -> str:
     return d
 
 
-def run_gpax_anchor(gpax_py, which: str, repeats: int, timeout: int) -> dict:
+def run_gpax_anchor(
+    gpax_py, which: str, repeats: int, timeout: int, blas_default: bool = False
+) -> dict:
     d = _anchor_dir()
     try:
         out = subprocess.run(
             [gpax_py, "b1_b2_exactgp.py", which, str(repeats)],
             cwd=d,
-            env={**os.environ, **C.BENCH_ENV},
+            env=C.bench_env(blas_default),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -600,7 +607,37 @@ def _gpax_runs(data: dict):
     return runs, e2e
 
 
-def protocol_records(which, js_runs, gpax, gpax_ver, botorch=None, botorch_ver=None):
+def as_shipped(js_runs, gpax_runs) -> dict:
+    """The end-to-end comparison repeated with OpenBLAS's default threading for both."""
+    js = [r for r in js_runs if "error" not in r]
+    g = [r for r in gpax_runs if "fit" in r]
+    out = {
+        "what": "the same protocol with neither process setting OPENBLAS_NUM_THREADS (each "
+        "library as a user who sets nothing runs it; the anchor scripts run gpax this way). "
+        "Information only: the target is judged on the pinned, equal-environment runs above.",
+    }
+    if js and g:
+        js_s = median([r["e2e_s"] for r in js])
+        g_s = median([r["fit"]["wall_s"] + r["predict"]["wall_s"] for r in g])
+        out.update(
+            jaxscope_s=js_s,
+            peer_s=r4(g_s),
+            speedup=ratio(g_s, js_s, 1),
+            jaxscope_rmse=r4(median([r["rmse"] for r in js])),
+            peer_rmse=r4(median([r["rmse"] for r in g])),
+            peer_fit_s=[r["fit"]["wall_s"] for r in g],
+            peer_predict_s=[r["predict"]["wall_s"] for r in g],
+            jaxscope_e2e_s=[r["e2e_s"] for r in js],
+            jaxscope_openblas=sorted({r.get("openblas_num_threads", "?") for r in js}),
+        )
+    else:
+        out["error"] = "; ".join(
+            [r.get("error", "?") for r in js_runs if "error" in r] or ["not run"]
+        )
+    return out
+
+
+def protocol_records(which, js_runs, gpax, gpax_ver, botorch=None, botorch_ver=None, shipped=None):
     """Build the end-to-end and predictive records of protocol B1 or B2."""
     label = {"b1": "B1", "b2": "B2"}[which]
     ok = [r for r in js_runs if "error" not in r]
@@ -621,6 +658,7 @@ def protocol_records(which, js_runs, gpax, gpax_ver, botorch=None, botorch_ver=N
                 k: r.get(k)
                 for k in (
                     "seed",
+                    "openblas_num_threads",
                     "e2e_s",
                     "compile_s",
                     "n_compiles",
@@ -680,6 +718,8 @@ def protocol_records(which, js_runs, gpax, gpax_ver, botorch=None, botorch_ver=N
     )
     if "peer_error" in rec:
         rec["met"] = None  # not measured
+    if shipped is not None:
+        rec["as_shipped"] = as_shipped(*shipped)
     rec["loadavg"] = C.loadavg()
     records = [rec]
 
@@ -937,7 +977,18 @@ def main(argv=None):
                 bo = [{"error": berr}]
         if gpy and not gp_res["runs"]:
             gp_res = {"error": "; ".join(gp_res.get("errors", ["gpax B1 failed"]))}
-        add(*protocol_records("b1", js, gp_res, gver, bo, bver))
+        shipped = None
+        if gpy and not quick and want("gpax_B1_end_to_end"):
+            shipped = ([], [])
+            for r in range(reps):
+                C.log(f"B1 as shipped (default BLAS threads), run {r}")
+                shipped[0].append(
+                    run_worker("protocol", {"which": "b1", "seed": r}, blas_default=True)
+                )
+                shipped[1].extend(
+                    run_gpax_anchor(gpy, "b1", 1, 3600, blas_default=True).get("runs", [])
+                )
+        add(*protocol_records("b1", js, gp_res, gver, bo, bver, shipped))
     # 4. gpax B2
     if want("gpax_B2_end_to_end", "gpax_predictive_S500_M2500"):
         gpy, gver, gerr = peer("gpax")
@@ -956,7 +1007,14 @@ def main(argv=None):
                     gp_res = run_gpax_anchor(gpy, "b2", 1, 3600)
                 else:
                     gp_res = {"error": gerr}
-        add(*protocol_records("b2", js, gp_res, gver))
+        shipped = None
+        if gpy and not quick:
+            C.log("B2 as shipped (default BLAS threads)")
+            shipped = (
+                [run_worker("protocol", {"which": "b2", "seed": 0}, blas_default=True)],
+                run_gpax_anchor(gpy, "b2", 1, 3600, blas_default=True).get("runs", []),
+            )
+        add(*protocol_records("b2", js, gp_res, gver, shipped=shipped))
     # 5. twenty growing fits
     if want("nuts_20_growing_fits"):
         gpy, gver, gerr = peer("gpax")
