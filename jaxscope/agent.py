@@ -40,6 +40,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from ._campaign_parts import Predictive, apply_penalties
+from ._jit import jit
 from .campaign import CampaignConfig, CampaignState, Decision, decide, init
 from .host import _record
 from .host_state import GuardedProblem
@@ -84,14 +85,14 @@ def _pad_obs(obs: Observations, extra: int) -> Observations:
     )
 
 
-@eqx.filter_jit
+@jit
 def random_choice(key: PRNGKeyArray, excluded: Bool[Array, " m"], n: int) -> Int[Array, " n"]:
     """``n`` distinct uniformly random candidates among those not excluded (Gumbel top-n)."""
     g = jax.random.gumbel(key, excluded.shape)
     return jax.lax.top_k(jnp.where(excluded, -jnp.inf, g), n)[1].astype(jnp.int32)
 
 
-@eqx.filter_jit
+@jit
 def suggest_batch(
     state: CampaignState,
     config: CampaignConfig,

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from ._jit import jit
 from .acquisition import get, log_expected_improvement, upper_confidence_bound
 from .gp import Posterior, PredictiveCache
 from .kernels import as_points
@@ -123,7 +124,7 @@ def kriging_believer(
     )
 
 
-@eqx.filter_jit
+@jit
 def _kriging_believer(cache, fn, best0, no_best, maximize, allowed, liar, value, keys, acq_kw):
     Xc = cache.Xc[0] if cache.Xc.ndim == 3 else cache.Xc
 
@@ -231,7 +232,7 @@ def select_joint(
     )
 
 
-@eqx.filter_jit
+@jit
 def _select_joint(
     post,
     Xc,

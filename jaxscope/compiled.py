@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
+from ._jit import jit
 from .campaign import CampaignConfig, CampaignState, init_random, step
 
 
@@ -53,7 +54,7 @@ def _remaining(state: CampaignState) -> int:
     return state.history.index.shape[0]
 
 
-@eqx.filter_jit
+@jit
 def _run(state, config, problem, num_steps: int):
     def body(s, _):
         return step(s, config, problem), None
@@ -71,7 +72,7 @@ def run(
     return _run(state, config, problem, num_steps)
 
 
-@eqx.filter_jit
+@jit
 def run_campaign(
     key: PRNGKeyArray,
     config: CampaignConfig,

@@ -45,14 +45,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._jit import jit
 from .acquisition import get as get_acquisition
 from .campaign import CampaignConfig, CampaignState, Decision, decide, init, record
 from .checkpoint import StateCheckpointer
 from .host_state import INIT, GuardedProblem, HookContext, HostLog
 from .journal import Journal
 
-_decide = eqx.filter_jit(decide)
-_record = eqx.filter_jit(record)
+_decide = jit(decide)
+_record = jit(record)
 
 
 def _num(v: Any) -> float | str:

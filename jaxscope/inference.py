@@ -20,7 +20,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,6 +29,7 @@ from jaxtyping import Array, PRNGKeyArray
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 from numpyro.infer.hmc import hmc
 
+from ._jit import jit
 from .gp import predict_mixture
 from .model import GPModel, Params, stack_params
 from .observations import Observations
@@ -47,7 +47,7 @@ def _neg_log_post(u, model: GPModel, obs: Observations):
     return -model.log_posterior(model.constrain(u), obs)
 
 
-@eqx.filter_jit
+@jit
 def _map_lbfgs(model, obs, u0, max_steps, tol):
     fun = partial(_neg_log_post, model=model, obs=obs)
     opt = optax.lbfgs()
@@ -78,7 +78,7 @@ def _map_lbfgs(model, obs, u0, max_steps, tol):
     return u, MAPInfo(loss, otu.tree_get(state, "count"), otu.tree_norm(grad))
 
 
-@eqx.filter_jit
+@jit
 def _map_adam(model, obs, u0, num_steps: int, learning_rate):
     fun = partial(_neg_log_post, model=model, obs=obs)
     opt = optax.adam(learning_rate)
@@ -150,7 +150,7 @@ def _potential_gen(model: GPModel):
     return gen
 
 
-@eqx.filter_jit
+@jit
 def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: int,
               target_accept: float, max_tree_depth: int, dense_mass: bool, init):
     init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_gen(model), algo="NUTS")
@@ -280,7 +280,7 @@ def predict_nuts(
     return _predict_nuts(model, samples, chains, obs, Xnew, chunk_size, include_noise)
 
 
-@eqx.filter_jit
+@jit
 def _predict_nuts(model, samples, chains: bool, obs, Xnew, chunk_size, include_noise):
     flat = stack_params(samples) if chains else samples  # inside jit: no eager reshapes
     return predict_mixture(model.build, flat, obs, Xnew, chunk_size=chunk_size,

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ._jit import jit
 from .gp import Posterior, PredictiveCache, mixture_moments
 from .kernels import as_points
 from .observations import Observations
@@ -102,7 +103,7 @@ def _take(tree: Any, j) -> Any:
     return jax.tree_util.tree_map(lambda a: a[j] if eqx.is_array(a) else a, tree)
 
 
-@eqx.filter_jit
+@jit
 def posterior_draws(
     post: Posterior,
     key: PRNGKeyArray,
@@ -143,7 +144,7 @@ def posterior_draws(
     return jax.vmap(lambda j, k: one(_take(post, j), k, 1)[0])(idx, keys)
 
 
-@eqx.filter_jit
+@jit
 def from_posterior(
     post: Posterior,
     Xc: ArrayLike,
@@ -191,7 +192,7 @@ def from_posterior(
     return from_moments(mean, var, draws)
 
 
-@eqx.filter_jit
+@jit
 def from_cache(
     cache: PredictiveCache,
     *,
@@ -216,7 +217,7 @@ def from_cache(
     return from_moments(cache.mean, cache.var, draws)
 
 
-@eqx.filter_jit
+@jit
 def from_model(
     model: Any,
     params: dict,
@@ -231,7 +232,7 @@ def from_model(
     return from_posterior(model.build(params).condition(obs), Xc, **kw)
 
 
-@eqx.filter_jit
+@jit
 def from_samples(
     model: Any,
     samples: Any,

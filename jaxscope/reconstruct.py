@@ -31,12 +31,12 @@ import json
 import os
 from typing import Any, NamedTuple
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from ._jit import jit
 from .inference import MAPInfo, fit_map
 from .instruments.surface import grid_points
 from .kernels import by_name
@@ -87,7 +87,7 @@ def reconstruction_metrics(
     }
 
 
-@eqx.filter_jit
+@jit
 def _posterior_maps(model, params, obs, X, key, truth, measured, num_samples, chunk_size):
     post = model.build(params).condition(obs)
     mean, var = post.predict(X, chunk_size=chunk_size)

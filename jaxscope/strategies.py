@@ -36,6 +36,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, Float, PRNGKeyArray
 
+from ._jit import jit
 from .campaign import CampaignConfig
 from .compiled import campaign_metrics, run_campaign
 
@@ -189,12 +190,12 @@ def run_strategies(
     return out
 
 
-@eqx.filter_jit
+@jit
 def _compiled_flat(config, num_init, num_steps, chunk, keys, probs, policies):
     return _run_flat(config, num_init, num_steps, keys, probs, policies, chunk)
 
 
-@eqx.filter_jit
+@jit
 def _sharded_flat(config, num_init, num_steps, chunk, mesh, keys, probs, policies):
     fn = jax.shard_map(
         lambda k, pr, po: _run_flat(config, num_init, num_steps, k, pr, po, chunk),

@@ -195,6 +195,25 @@ def test_buffers_compose_with_vmap_and_jit(x64):
         np.testing.assert_allclose(var[b], ref_v, **tols(jnp.float64, 100))
 
 
+def test_entry_points_inside_user_jit(x64):
+    """The entry points carry compiler options only as top-level programs (JAX refuses them on a
+    nested jit): inside the user's jit — with traced data, or with data closed over as constants
+    — and under vmap they compile as part of the user's program and give the same result."""
+    rng = np.random.default_rng(4)
+    X = rng.uniform(0, 1, 20)
+    obs = Observations.from_arrays(X, np.sin(5 * X) + 0.05 * rng.normal(size=20))
+    model = GPModel.default(X, np.asarray(obs.y), "rbf")
+    top, _ = fit_map(model, obs, optimizer="adam", num_steps=50)
+    traced, _ = jax.jit(lambda o: fit_map(model, o, optimizer="adam", num_steps=50))(obs)
+    const, _ = jax.jit(lambda: fit_map(model, obs, optimizer="adam", num_steps=50))()
+    batched = jax.vmap(lambda o: fit_map(model, o, optimizer="adam", num_steps=50)[0])(
+        jax.tree_util.tree_map(lambda a: jnp.stack([a, a]), obs)
+    )
+    for other in (traced, const, {k: v[1] for k, v in batched.items()}):
+        for k in top:
+            np.testing.assert_allclose(other[k], top[k], **tols(jnp.float64, 1e4))
+
+
 # --- importing changes no global setting -------------------------------------------------------
 
 _PROBE = r"""

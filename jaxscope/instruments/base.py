@@ -39,6 +39,8 @@ import numpy as np
 from equinox import AbstractVar
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from .._jit import jit
+
 
 class Simulator(eqx.Module):
     """Abstract simulated instrument: pure JAX, deterministic given a key.
@@ -221,7 +223,7 @@ class InstrumentError(RuntimeError):
     """A (simulated) instrument failure: the measurement did not happen."""
 
 
-@eqx.filter_jit
+@jit
 def _measure_rows(sim: Simulator, key: PRNGKeyArray, start, X):
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(X.shape[0]))
     return jax.vmap(sim.measure)(keys, X)
