@@ -17,6 +17,7 @@ from . import (
     strategies,
 )
 from .agent import Agent
+from .blas import blas_threads, limit_blas_threads
 from .campaign_config import CampaignConfig, make_config
 from .gp import GP, Posterior, PredictiveCache, map_chunks, mixture_moments, predict_mixture
 from .host import HostRunner
@@ -33,7 +34,7 @@ __all__ = [
     "predict_nuts", "GPModel", "stack_params", "Observations", "Standardizer",
     "enable_compilation_cache", "acquisition", "agent", "batch", "campaign", "compiled",
     "instruments", "penalties", "predictive", "strategies", "Agent", "CampaignConfig",
-    "make_config", "HostRunner", "Journal", "read_journal",
+    "make_config", "HostRunner", "Journal", "read_journal", "limit_blas_threads", "blas_threads",
 ]
 
 

@@ -15,40 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-
-def limit_blas_threads(num_threads: int = 1) -> list[str]:
-    """Set the thread count of every OpenBLAS library loaded in this process (Linux).
-
-    JAX's CPU Cholesky and triangular solves call LAPACK from scipy's OpenBLAS. On a machine
-    whose cores are shared with other processes, OpenBLAS's own worker threads (on top of XLA's)
-    made a 256 × 256 Cholesky ~300× slower (0.13 s instead of 0.4 ms); one thread per call
-    avoids that. ``OPENBLAS_NUM_THREADS`` only works before the library is loaded, and importing
-    jaxscope loads it, hence the call through ``ctypes``. Returns the libraries changed.
-    """
-    import ctypes
-    import os
-
-    import scipy.linalg  # noqa: F401  (make sure jaxlib's LAPACK provider is loaded)
-
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return []
-    names = (
-        "scipy_openblas_set_num_threads",
-        "scipy_openblas_set_num_threads64_",
-        "openblas_set_num_threads",
-        "openblas_set_num_threads64_",
-    )
-    done = []
-    for path in sorted(p for p in paths if os.path.isfile(p)):
-        lib = ctypes.CDLL(path)
-        fn = next((getattr(lib, n) for n in names if hasattr(lib, n)), None)
-        if fn is not None:
-            fn(ctypes.c_int(num_threads))
-            done.append(path)
-    return done
+from .blas import limit_blas_threads
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
