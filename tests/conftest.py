@@ -88,10 +88,9 @@ def x64():
 
 
 # --- compile counting -------------------------------------------------------------------------
-_COMPILE_EVENTS = (
-    "/jax/core/compile/backend_compile_duration",  # XLA compiled a program
-)
-_CACHE_HIT_EVENTS = ("/jax/compilation_cache/cache_hits",)  # loaded one from the disk cache
+# One event per program built: JAX times its whole "compile or load from the persistent cache"
+# step under this name, so a disk-cache hit emits it too (and must not be counted twice).
+_COMPILE_EVENTS = ("/jax/core/compile/backend_compile_duration",)
 _lock = threading.Lock()
 _active: list[list[str]] = []
 
@@ -103,15 +102,7 @@ def _on_duration(event: str, duration: float, **kw) -> None:
                 log.append(event)
 
 
-def _on_event(event: str, **kw) -> None:
-    if event in _CACHE_HIT_EVENTS:
-        with _lock:
-            for log in _active:
-                log.append(event)
-
-
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
-jax.monitoring.register_event_listener(_on_event)
 
 
 @contextlib.contextmanager
