@@ -3,10 +3,11 @@
 XLA:CPU's newer fusion emitters take about twice as long to compile NumPyro's NUTS kernel as the
 classic LLVM emitters (2.5 s against 1.4 s of XLA time for a B1-sized fit) and run it no faster:
 its time goes to small LAPACK calls and element-wise fusions, not to code quality. The option is
-attached to each top-level program (``compiler_options``), so JAX's global configuration and the
-user's own programs are untouched, and other backends ignore it. JAX accepts compiler options only
-on a top-level ``jit``; called inside the user's ``jit``/``vmap``/``grad`` the entry point is an
-ordinary nested ``filter_jit`` and the user's program decides how it is compiled.
+attached to each top-level program (``compiler_options``) when JAX's default backend is the CPU,
+so JAX's global configuration, the user's own programs and accelerator programs are untouched.
+JAX accepts compiler options only on a top-level ``jit``; called inside the user's ``jit``,
+``vmap`` or ``grad`` the entry point is an ordinary nested ``filter_jit`` and the user's program
+decides how it is compiled.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def _traced(args, kwargs) -> bool:
 
 
 def jit(fun=None, **jitkwargs):
-    """``equinox.filter_jit`` with :data:`COMPILER_OPTIONS` at top level (bare or with kwargs)."""
+    """``equinox.filter_jit`` with :data:`COMPILER_OPTIONS` at top level on CPU (bare or with
+    keyword arguments)."""
     if fun is None:
         return lambda f: jit(f, **jitkwargs)
     top = eqx.filter_jit(fun, compiler_options=COMPILER_OPTIONS, **jitkwargs)
@@ -32,7 +34,7 @@ def jit(fun=None, **jitkwargs):
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
-        if _traced(args, kwargs):
+        if _traced(args, kwargs) or jax.default_backend() != "cpu":
             return nested(*args, **kwargs)
         try:
             return top(*args, **kwargs)
