@@ -21,6 +21,11 @@ scores of every pick and the choice); :func:`replay` recomputes the choice from 
 bit for bit. Before ``num_init`` measurements exist, suggestions are uniformly random (a
 Gumbel top-``n`` over the allowed candidates, also recorded and replayable).
 
+With ``journal=path`` every event is appended (fsync'ed) to a :mod:`~jaxscope.journal`: a
+``start`` line with the agent's settings, then ``request`` (with the batch size),
+``measurement`` and ``failure`` lines. :meth:`Agent.resume` rebuilds the agent from it after a
+crash by replaying each call and checking every recomputed choice against the journal.
+
 Example:
     >>> agent = Agent(config, sim, capacity=50, seed=0, num_init=5)
     >>> for s in agent.suggest(2):
@@ -44,7 +49,7 @@ from ._jit import jit
 from .campaign import CampaignConfig, CampaignState, Decision, decide, init
 from .host import _record
 from .host_state import GuardedProblem
-from .journal import Journal
+from .journal import Journal, read_journal
 from .observations import Observations
 
 
@@ -213,10 +218,73 @@ class Agent:
         self._latest: Decision | None = None
         self._counter = 0
         self.journal = Journal(journal) if journal is not None else None
+        self._settings = {
+            "seed": int(seed),
+            "capacity": int(capacity),
+            "num_init": int(num_init),
+            "max_pending": int(max_pending),
+            "candidates": int(len(self.C)),
+        }
+        if self.journal is not None and len(self.journal) == 0:
+            self._log("start", agent=self._settings)
 
     def _log(self, kind, **fields):
         if self.journal is not None:
             self.journal.append(kind, **fields)
+
+    @classmethod
+    def resume(cls, journal, config: CampaignConfig, problem: Any, **kwargs) -> Agent:
+        """The agent a journal describes, ready to continue; new events go to the same journal.
+
+        Takes the arguments the original agent was built with (``capacity``, ``seed``, ...). Every
+        ``suggest``, ``ingest`` and ``register_failure`` is replayed in journal order; each
+        decision is recomputed and must choose the journaled points, so the resumed agent is the
+        agent that wrote the journal (same state, ids, pending points and next suggestions).
+        Suggestions journaled but never answered stay pending; those of a batch whose ``suggest``
+        was interrupted before all its lines were written are dropped (they were never
+        returned). A journal written with other settings or another problem is refused with the
+        line where it differs.
+        """
+        kwargs.pop("journal", None)
+        events = read_journal(journal)
+        agent = cls(config, problem, **kwargs)
+        start = next((e for e in events if e["kind"] == "start"), None)
+        if start is not None and start.get("agent") != agent._settings:
+            raise ValueError(
+                f"journal {journal}: written by an agent with settings {start.get('agent')}, "
+                f"not {agent._settings}"
+            )
+        todo = [e for e in events if e["kind"] in ("request", "measurement", "failure")]
+        i = 0
+        while i < len(todo):
+            e = todo[i]
+            if e["kind"] == "request":
+                group = [e]
+                while (
+                    i + len(group) < len(todo)
+                    and todo[i + len(group)]["kind"] == "request"
+                    and todo[i + len(group)]["step"] == e["step"]
+                ):
+                    group.append(todo[i + len(group)])
+                got = agent.suggest(int(e.get("batch", len(group))))
+                for s, g in zip(got, group, strict=False):
+                    if s.id != g["id"] or s.index != g["index"]:
+                        raise ValueError(
+                            f"journal {journal}, line {g['seq']}: suggestion {g['id']} was "
+                            f"candidate {g['index']}, the replay chose {s.id} = {s.index} "
+                            "(another configuration, seed or problem?)"
+                        )
+                for s in got[len(group) :]:  # written by an interrupted suggest: never returned
+                    del agent.pending[s.id]
+                i += len(group)
+            elif e["kind"] == "measurement":
+                agent.ingest(e["id"], e["y"])
+                i += 1
+            else:
+                agent.register_failure(e["id"], e["reason"], exclude=e.get("exclude", True))
+                i += 1
+        agent.journal = Journal(journal)
+        return agent
 
     def _excluded(self) -> np.ndarray:
         ex = self.failed.copy()
@@ -289,6 +357,7 @@ class Agent:
                 index=s.index,
                 x=s.x,
                 acq=s.acq if math.isfinite(s.acq) else str(s.acq),
+                batch=n,
             )
             out.append(s)
         return out
@@ -360,6 +429,7 @@ class Agent:
             index=p["index"],
             x=p["x"],
             reason=str(reason),
+            exclude=bool(exclude),
         )
 
     @property

@@ -164,3 +164,78 @@ def test_agent_rejects_bad_config(sim):
     agent = Agent(make_config(sim.candidates), jnp.asarray(sim.candidates), capacity=5)
     with pytest.raises(ValueError, match="positive"):
         agent.suggest(0)
+
+
+def _play(agent, script, value):
+    """Drive an agent: ("s", n) suggests n; ("i", k) ingests the k-th pending point with
+    ``value(suggestion id, x)``; ("f", k) registers it as failed. Returns the suggestions."""
+    out = []
+    for op, k in script:
+        if op == "s":
+            out += [(s.id, s.index) for s in agent.suggest(k)]
+            continue
+        sid = list(agent.pending)[k]
+        if op == "i":
+            agent.ingest(sid, value(sid, agent.pending[sid]["x"]))
+        else:
+            agent.register_failure(sid, "tip crash", exclude=k % 2 == 0)
+    return out
+
+
+def _snapshot(agent):
+    st = agent.state
+    return (
+        {k: (v["index"], v.get("y"), v.get("failed")) for k, v in agent.done.items()},
+        {k: v["index"] for k, v in agent.pending.items()},
+        np.asarray(st.obs.X).tobytes(),
+        np.asarray(st.obs.y).tobytes(),
+        np.asarray(st.measured).tobytes(),
+        agent.failed.tobytes(),
+        agent._counter,
+    )
+
+
+def test_resume_from_journal_continues_exactly(sim, config, tmp_path):
+    """An agent rebuilt from its journal equals the one that wrote it: same measurements,
+    failures and pending points, and the same next suggestions after more events."""
+    path = tmp_path / "agent.jsonl"
+    first = [("s", 2), ("i", 0), ("s", 1), ("f", 0), ("s", 3), ("i", 1), ("i", 0)]
+    later = [("s", 1), ("i", 0), ("i", 0), ("s", 2), ("f", 1)]
+    a, inst = seeded(sim, config, journal=path)
+    _play(a, first, lambda sid, x: inst.measure(x[None])[0])
+    assert len(a.pending) == 2  # the resumed agent must carry pending points too
+    b = Agent.resume(path, config, sim, capacity=20, seed=0, num_init=NUM_INIT)
+    assert _snapshot(b) == _snapshot(a)
+    # the journal-less reference goes on uninterrupted; b goes on with the same values
+    ref, inst = seeded(sim, config)
+    _play(ref, first, lambda sid, x: inst.measure(x[None])[0])
+    ref_next = _play(ref, later, lambda sid, x: inst.measure(x[None])[0])
+    b_next = _play(b, later, lambda sid, x: ref.done[sid]["y"])
+    assert b_next == ref_next and len(b_next) == 3
+    assert _snapshot(b) == _snapshot(ref)
+    # the journal now holds both sessions; resuming it again gives the same agent
+    c = Agent.resume(path, config, sim, capacity=20, seed=0, num_init=NUM_INIT)
+    assert _snapshot(c) == _snapshot(ref)
+
+
+def test_resume_refuses_another_agent(sim, config, tmp_path):
+    path = tmp_path / "agent.jsonl"
+    a, inst = seeded(sim, config, journal=path)
+    _play(a, [("s", 2), ("i", 0)], lambda sid, x: inst.measure(x[None])[0])
+    with pytest.raises(ValueError, match="settings"):
+        Agent.resume(path, config, sim, capacity=20, seed=1, num_init=NUM_INIT)
+    other = make_config(sim.candidates, acquisition="ucb", mode="map", map_steps=20)
+    with pytest.raises(ValueError, match="the replay chose"):
+        Agent.resume(path, other, sim, capacity=20, seed=0, num_init=NUM_INIT)
+
+
+def test_resume_drops_the_unwritten_part_of_an_interrupted_batch(sim, config, tmp_path):
+    path = tmp_path / "agent.jsonl"
+    a, _ = seeded(sim, config, journal=path)
+    batch = a.suggest(3)
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:-2]))  # killed after writing the batch's first request
+    b = Agent.resume(path, config, sim, capacity=20, seed=0, num_init=NUM_INIT)
+    assert {k: v["index"] for k, v in b.pending.items()} == {batch[0].id: batch[0].index}
+    (nxt,) = b.suggest(1)
+    assert nxt.id not in {s.id for s in batch}  # ids are never reused
