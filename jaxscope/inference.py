@@ -151,8 +151,18 @@ def _potential_gen(model: GPModel):
 
 
 @jit
-def _nuts_run(model, obs, key, num_warmup: int, num_samples: int, num_chains: int,
-              target_accept: float, max_tree_depth: int, dense_mass: bool, init):
+def _nuts_run(
+    model,
+    obs,
+    key,
+    num_warmup: int,
+    num_samples: int,
+    num_chains: int,
+    target_accept: float,
+    max_tree_depth: int,
+    dense_mass: bool,
+    init,
+):
     init_kernel, sample_kernel = hmc(potential_fn_gen=_potential_gen(model), algo="NUTS")
     dtype = obs.X.dtype
     init = model.init_params(dtype) if init is None else init
@@ -229,12 +239,24 @@ def fit_nuts(
     if init is not None:
         unknown = set(init) - set(model.names)
         if unknown:
-            raise ValueError(f"init has unknown parameters {sorted(unknown)}; "
-                             f"the model's are {list(model.names)}")
+            raise ValueError(
+                f"init has unknown parameters {sorted(unknown)}; "
+                f"the model's are {list(model.names)}"
+            )
         # arrays, not Python numbers: other starting values reuse the compiled program
         init = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in init.items()}
-    return _nuts_run(model, obs, key, num_warmup, num_samples, num_chains,
-                     target_accept, max_tree_depth, bool(dense_mass), init)
+    return _nuts_run(
+        model,
+        obs,
+        key,
+        num_warmup,
+        num_samples,
+        num_chains,
+        target_accept,
+        max_tree_depth,
+        bool(dense_mass),
+        init,
+    )
 
 
 def nuts_summary(result: NUTSResult) -> dict[str, dict[str, Any]]:
@@ -283,5 +305,6 @@ def predict_nuts(
 @jit
 def _predict_nuts(model, samples, chains: bool, obs, Xnew, chunk_size, include_noise):
     flat = stack_params(samples) if chains else samples  # inside jit: no eager reshapes
-    return predict_mixture(model.build, flat, obs, Xnew, chunk_size=chunk_size,
-                           include_noise=include_noise)
+    return predict_mixture(
+        model.build, flat, obs, Xnew, chunk_size=chunk_size, include_noise=include_noise
+    )
