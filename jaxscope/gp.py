@@ -94,14 +94,16 @@ def _gaussian_log_density_jvp(primals, tangents):
     dK, dr = tangents
     L = jnp.linalg.cholesky(K)
     w = jsl.solve_triangular(L, r, lower=True)
-    alpha = jsl.solve_triangular(L, w, lower=True, trans="T")
     if K.shape[0] <= _SMALL_INVERSE:
         # K⁻¹ = L⁻ᵀL⁻¹ by one triangular solve and one matrix product: 20-30% faster on CPU
-        # than two triangular solves against the identity for small matrices (an NUTS step)
+        # than two triangular solves against the identity for small matrices (an NUTS step);
+        # α = L⁻ᵀw then needs no further solve
         L_inv = triangular_inverse(L)
         K_inv = L_inv.T @ L_inv
+        alpha = L_inv.T @ w
     else:
         K_inv = jsl.cho_solve((L, True), jnp.eye(K.shape[0], dtype=K.dtype))
+        alpha = jsl.solve_triangular(L, w, lower=True, trans="T")
     value = -0.5 * jnp.sum(w * w) - jnp.sum(jnp.log(jnp.diagonal(L)))
     dK = jnp.broadcast_to(dK, K.shape)  # symbolic-zero tangents arrive instantiated as zeros
     tangent = 0.5 * jnp.sum((alpha[:, None] * alpha[None, :] - K_inv) * dK) - jnp.dot(alpha, dr)
@@ -152,6 +154,11 @@ class GP(eqx.Module):
         return _mean_values(self.mean, X) + z @ jnp.linalg.cholesky(K).T
 
 
+def _cross(gp: GP, obs: Observations, Xs):
+    """``K(X, Xs)`` of the buffer's points, zero on padding rows."""
+    return jnp.where(obs.mask[:, None], gp.kernel.matrix(obs.X, Xs), 0.0)
+
+
 def _moments(gp: GP, w, V, Xs, include_noise: bool):
     """Mean and variance at ``Xs`` from ``V = L⁻¹ K(X, Xs)`` and ``w = L⁻¹ ỹ``."""
     mean = _mean_values(gp.mean, Xs) + V.T @ w
@@ -173,8 +180,7 @@ class Posterior(eqx.Module):
         return jsl.solve_triangular(self.L.T, self.w, lower=False)
 
     def _cross(self, Xs):
-        Kxs = self.gp.kernel.matrix(self.obs.X, Xs)
-        return jnp.where(self.obs.mask[:, None], Kxs, 0.0)
+        return _cross(self.gp, self.obs, Xs)
 
     def _predict_block(self, Xs, include_noise):
         V = jsl.solve_triangular(self.L, self._cross(Xs), lower=True)
@@ -392,7 +398,9 @@ def predict_mixture(
     S = jax.tree_util.tree_leaves(samples)[0].shape[0]
     if sample_batch is None:
         sample_batch = 1 if jax.default_backend() == "cpu" else S
-    sample_batch = max(1, min(int(sample_batch), S))
+    elif int(sample_batch) < 1:
+        raise ValueError(f"sample_batch must be at least 1, got {sample_batch}")
+    sample_batch = min(int(sample_batch), S)
     if chunk_size is None:
         chunk_size = max(1, min(Xs.shape[0], (1 << 24) // (sample_batch * obs.capacity)))
 
@@ -406,8 +414,7 @@ def predict_mixture(
         def one(args):
             s, Li, wi = args
             gp = build(s)
-            Kx = jnp.where(obs.mask[:, None], gp.kernel.matrix(obs.X, X), 0.0)
-            return _moments(gp, wi, Li @ Kx, X, include_noise)
+            return _moments(gp, wi, Li @ _cross(gp, obs, X), X, include_noise)
 
         batch = sample_batch if sample_batch > 1 else None
         m, v = jax.lax.map(one, (samples, L_inv, w), batch_size=batch)

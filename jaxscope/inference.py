@@ -237,11 +237,11 @@ def fit_nuts(
     if num_warmup < 1 or num_samples < 1 or num_chains < 1:
         raise ValueError("num_warmup, num_samples and num_chains must be positive")
     if init is not None:
-        unknown = set(init) - set(model.names)
-        if unknown:
+        unknown, missing = set(init) - set(model.names), set(model.names) - set(init)
+        if unknown or missing:
             raise ValueError(
-                f"init has unknown parameters {sorted(unknown)}; "
-                f"the model's are {list(model.names)}"
+                f"init must give every model parameter {list(model.names)}: "
+                f"unknown {sorted(unknown)}, missing {sorted(missing)}"
             )
         # arrays, not Python numbers: other starting values reuse the compiled program
         init = {k: v if isinstance(v, jax.Array) else np.asarray(v) for k, v in init.items()}

@@ -34,6 +34,11 @@ def _check_finite(name: str, value) -> None:
         raise ValueError(f"{where} is {arr[idx]} (NaN or inf): refusing the observation")
 
 
+def _check_size(capacity: int, dim: int) -> None:
+    if capacity < 1 or dim < 1:
+        raise ValueError(f"capacity and dim must be positive, got {capacity}, {dim}")
+
+
 class Observations(eqx.Module):
     """Padded buffer of ``capacity`` observations; the first ``count`` rows are real."""
 
@@ -53,8 +58,7 @@ class Observations(eqx.Module):
     @classmethod
     def empty(cls, capacity: int, dim: int, dtype=None) -> Observations:
         """An empty buffer; ``dtype`` defaults to JAX's default float type."""
-        if capacity < 1 or dim < 1:
-            raise ValueError(f"capacity and dim must be positive, got {capacity}, {dim}")
+        _check_size(capacity, dim)
         dtype = dtype or jnp.result_type(float)
         # host-side NumPy, then one transfer each (``device_put``; ``jnp.asarray`` would compile)
         return cls(
@@ -77,18 +81,18 @@ class Observations(eqx.Module):
         if y.ndim != 1 or y.shape[0] != X.shape[0]:
             raise ValueError(f"y must have shape ({X.shape[0]},) to match X, got {y.shape}")
         capacity = X.shape[0] if capacity is None else capacity
-        if capacity < 1 or X.shape[1] < 1:
-            raise ValueError(f"capacity and dim must be positive, got {capacity}, {X.shape[1]}")
+        _check_size(capacity, X.shape[1])
         if X.shape[0] > capacity:
             raise ValueError(f"{X.shape[0]} points do not fit in a buffer of capacity {capacity}")
-        _check_finite("X", X)
-        _check_finite("y", y)
         # padded on the host and transferred once: no eager JAX ops, so nothing compiles here
         dtype = np.dtype(dtype or jnp.result_type(float))
         n = X.shape[0]
         Xp = np.zeros((capacity, X.shape[1]), dtype)
         yp = np.zeros((capacity,), dtype)
-        Xp[:n], yp[:n] = X, y
+        with np.errstate(over="ignore"):  # an overflowing value becomes inf: refused just below
+            Xp[:n], yp[:n] = X, y
+        _check_finite("X", Xp[:n])  # after the cast, so values too large for dtype are refused
+        _check_finite("y", yp[:n])
         mask = np.arange(capacity) < n
         return cls(
             X=jax.device_put(Xp),

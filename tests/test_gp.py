@@ -312,3 +312,5 @@ def test_predict_mixture_matches_loop(data, dtype):
         assert mean.shape == (M,)
         np.testing.assert_allclose(mean, ref_mean, **tols(dtype, 20))
         np.testing.assert_allclose(var, ref_var, **tols(dtype, 50))
+    with pytest.raises(ValueError, match="sample_batch must be at least 1, got 0"):
+        _mixture(samples, obs, Xs_j, None, True, 0)

@@ -324,3 +324,5 @@ def test_fit_nuts_rejects_bad_sizes(nuts_problem):
     obs = Observations.empty(4, 1)
     with pytest.raises(ValueError, match="must be positive"):
         fit_nuts(model, obs, jax.random.key(0), num_samples=0)
+    with pytest.raises(ValueError, match=r"unknown \['ls'\], missing \['lengthscale'\]"):
+        fit_nuts(model, obs, jax.random.key(0), init={"ls": 0.3})

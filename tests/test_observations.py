@@ -71,6 +71,13 @@ def test_nonfinite_input_is_refused_naming_the_entry():
         o.extend(np.zeros((4, 3)), np.array([0.0, 1.0, 2.0, np.nan]))
     with pytest.raises(ValueError, match=r"y\[0\] is nan"):
         Observations.from_arrays(np.zeros((2, 3)), np.array([np.nan, 0.0]))
+    # finite in float64 but too large for the buffer's float32: refused, not stored as inf
+    big = np.zeros((2, 3))
+    big[1, 2] = 1e39
+    with pytest.raises(ValueError, match=r"X\[1, 2\] is inf"):
+        Observations.from_arrays(big, np.zeros(2), dtype=np.float32)
+    with pytest.raises(ValueError, match="capacity and dim must be positive"):
+        Observations.from_arrays(np.zeros((0, 3)), np.zeros(0), capacity=0)
     assert int(o.count) == 0  # nothing was added (the buffer is immutable anyway)
 
 
