@@ -36,9 +36,9 @@ import strategies
 from _venvs import peer_python
 
 from jaxscope.campaign import decide, init, make_config, step
-from jaxscope.compiled import run
-from jaxscope.inference import fit_map
-from jaxscope.strategies import GridProblem, unit_grid
+from jaxscope.campaign import run
+from jaxscope.gp.inference import fit_map
+from jaxscope.campaign.strategies import GridProblem, unit_grid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -285,7 +285,7 @@ def _latency_setup(side, n, steps, mode, dtype, chunk):
     cfg = make_config(
         prob.candidates, acquisition="ucb", mode=mode, chunk_size=chunk, track_rmse=False
     )
-    from jaxscope.observations import Observations, Standardizer
+    from jaxscope.gp.observations import Observations, Standardizer
 
     obs = Observations.from_arrays(X0, y0, dtype=dtype)
     sc = Standardizer.fit(obs)

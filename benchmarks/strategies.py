@@ -1,7 +1,7 @@
 """Strategy benchmark: 4 acquisitions x 3 problems x 32 seeds x 100 steps in one compiled call.
 
 Every (acquisition, problem, seed) campaign runs inside one ``vmap``-ped, compiled program
-(:func:`jaxscope.strategies.run_strategies`); metrics versus step (simple regret, fraction of the
+(:func:`jaxscope.campaign.strategies.run_strategies`); metrics versus step (simple regret, fraction of the
 top-1 % candidates found, map RMSE) go to ``results/strategies/metrics_<mode>.json`` and a PNG,
 and the same batch is split over 1, 2, 4 and 8 simulated CPU devices
 (``XLA_FLAGS=--xla_force_host_platform_device_count=N``, one subprocess per count).
@@ -46,7 +46,7 @@ def run_checked(cmd, env=None, timeout=7200) -> dict:
 # --- strategy batch -----------------------------------------------------------------------------
 def strategy_problems(size: int, dtype=jnp.float32):
     from jaxscope.instruments import SparseScanSimulator, SyntheticFunction, ThreeGaussians
-    from jaxscope.strategies import stack_problems, tabulate
+    from jaxscope.campaign.strategies import stack_problems, tabulate
 
     sims = {
         "three_gaussians": ThreeGaussians(dtype=dtype),
@@ -72,7 +72,7 @@ def strategy_config(probs, map_steps=10):
 
 
 def bench_strategies(quick: bool) -> dict:
-    from jaxscope.strategies import run_strategies
+    from jaxscope.campaign.strategies import run_strategies
 
     size, seeds, steps, n_init = (15, 4, 10, 5) if quick else (25, 32, 100, 5)
     names, probs = strategy_problems(size)
@@ -115,7 +115,7 @@ def bench_strategies(quick: bool) -> dict:
         f"({', '.join(names)}; {size}x{size} grids) x {seeds} seeds x {steps} steps, MAP refit "
         "every step (L-BFGS <= 10 iterations, warm start), Thompson by pathwise draws (512 "
         "random features), one compiled call (vmap over the flat batch, on CPU run as lax.map "
-        "with batch_size=1: see jaxscope.strategies.run_strategies); compile included",
+        "with batch_size=1: see jaxscope.campaign.strategies.run_strategies); compile included",
         "jaxscope_s": r4(t.wall),
         "compile_s": r4(t.compile),
         "compiles": t.n_compiles,
@@ -158,7 +158,7 @@ def plot_strategies(out, names, steps, path):
 
 # --- sharding -----------------------------------------------------------------------------------
 def worker_sharding(args):
-    from jaxscope.strategies import batch_mesh, run_strategies
+    from jaxscope.campaign.strategies import batch_mesh, run_strategies
 
     n = len(jax.devices())
     _, probs = strategy_problems(args.side)

@@ -1,10 +1,15 @@
-"""Instruments: the host-side protocol, the ``pure_callback`` adapter and simulated instruments.
+"""Instruments: the campaign and host protocols, their adapters and the simulated instruments.
 
+* :class:`Problem`: what a campaign measures (pure JAX; the nominal protocol the campaign core
+  calls): :class:`Simulator`, :class:`GridProblem` (tabulated grids for strategy benchmarks),
+  :class:`CallbackProblem` (a host instrument through ``jax.pure_callback``) and
+  :class:`GuardedProblem` (the host runner's masked view) all subclass it.
 * :class:`Simulator`: pure-JAX simulated instrument (candidates, bounds, ``measure``, ``truth``,
   ``cost``); :class:`ThreeGaussians` (GPim toy), :class:`IsingSimulator` (J1–J2 specific heat),
   :class:`SparseScanSimulator` (surface topography), :class:`SyntheticFunction` (Branin,
   Hartmann-3/6, Ackley, Levy, Rosenbrock, Shekel).
-* :class:`Instrument`: host protocol (``dim``, ``measure(X) -> y``); :class:`SimulatorInstrument`
+* :class:`Instrument`: host protocol, an abstract base (``dim``, ``measure(X) -> y``);
+  :class:`SimulatorInstrument`
   adapts a simulator to it; :func:`as_callback` makes any instrument callable from ``jit``.
 * :func:`make_simulator`: a simulator by problem name (for the CLI and benchmarks).
 """
@@ -13,12 +18,15 @@ from .base import (
     Instrument,
     InstrumentError,
     Negated,
+    Problem,
     Simulator,
     SimulatorInstrument,
     check_points,
     travel_cost,
 )
-from .callback import as_callback
+from .callback import CallbackProblem, as_callback
+from .grid import GridProblem, stack_problems, tabulate
+from .guarded import GuardedProblem, guard
 from .ising import T_CRITICAL, IsingSimulator
 from .sparse_scan import SparseScanSimulator
 from .surface import grid_points, make_surface
@@ -28,7 +36,8 @@ from .toy import ThreeGaussians
 PROBLEMS = ("three_gaussians", "ising", "sparse_scan", *FUNCTIONS)
 
 __all__ = [
-    "Instrument", "InstrumentError", "Negated", "Simulator", "SimulatorInstrument",
+    "Problem", "CallbackProblem", "GridProblem", "stack_problems", "tabulate", "GuardedProblem",
+    "guard", "Instrument", "InstrumentError", "Negated", "Simulator", "SimulatorInstrument",
     "check_points", "travel_cost", "as_callback", "T_CRITICAL", "IsingSimulator",
     "SparseScanSimulator", "FUNCTIONS", "SyntheticFunction", "ThreeGaussians", "PROBLEMS",
     "make_simulator", "grid_points", "make_surface",

@@ -30,19 +30,53 @@ import abc
 import threading
 import time
 from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from equinox import AbstractVar
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, PRNGKeyArray
 
-from .._jit import jit
+from ..runtime.jit import jit
 
 
-class Simulator(eqx.Module):
+class Problem(eqx.Module):
+    """What a campaign measures (the campaign-facing protocol; pure JAX, so it compiles).
+
+    Concrete problems give ``candidates`` ``(m, d)`` and ``maximize`` and implement
+    :meth:`measure_batch`. :meth:`candidate_mask` (default ``None``: every candidate may be
+    chosen), :attr:`has_truth` / :meth:`truth` (ground truth for scoring; default none) and
+    :meth:`cost` (default one unit per point) have defaults. Every problem of jaxscope
+    (simulators, tabulated grids, the ``pure_callback`` adapter, the host runner's guarded view)
+    subclasses it; the campaign core calls only these methods.
+    """
+
+    candidates: AbstractVar[Float[Array, "m d"]]
+    maximize: AbstractVar[bool]
+
+    @abc.abstractmethod
+    def measure_batch(self, key: PRNGKeyArray, X: Float[Array, "q d"]) -> Float[Array, " q"]:
+        """Measure every row of ``X`` (pure)."""
+
+    def candidate_mask(self) -> Bool[Array, " m"] | None:
+        """Candidates that may be chosen (``True``), or ``None`` for all of them."""
+        return None
+
+    @property
+    def has_truth(self) -> bool:
+        return False
+
+    def truth(self, X: Float[Array, "n d"]) -> Float[Array, " n"]:
+        raise ValueError(f"{type(self).__name__} has no ground truth")
+
+    def cost(self, x: Float[Array, " d"], x_prev: Float[Array, " d"]) -> Float[Array, ""]:
+        """Time cost of measuring ``x`` right after ``x_prev``; default one unit per point."""
+        del x_prev
+        return jnp.ones((), jnp.result_type(x))
+
+
+class Simulator(Problem):
     """Abstract simulated instrument: pure JAX, deterministic given a key.
 
     Concrete subclasses provide the fields ``candidates`` ``(m, d)``, ``bounds`` ``(d, 2)``,
@@ -65,10 +99,9 @@ class Simulator(eqx.Module):
     def truth(self, X: Float[Array, "n d"]) -> Float[Array, " n"]:
         """Noise-free ground truth at the rows of ``X`` (for scoring, hidden from campaigns)."""
 
-    def cost(self, x: Float[Array, " d"], x_prev: Float[Array, " d"]) -> Float[Array, ""]:
-        """Time cost of measuring ``x`` right after ``x_prev``; default one unit per point."""
-        del x_prev
-        return jnp.ones((), jnp.result_type(x))
+    @property
+    def has_truth(self) -> bool:
+        return True
 
     @property
     def dim(self) -> int:
@@ -206,17 +239,20 @@ def check_points(
     return X
 
 
-@runtime_checkable
-class Instrument(Protocol):
-    """Host-side instrument: ``dim`` coordinates per point, ``measure`` a batch of points.
+class Instrument(abc.ABC):
+    """Host-side instrument (abstract base): ``dim`` coordinates per point, ``measure`` a batch.
 
     ``measure(X)`` takes a float array ``(q, d)`` and returns ``(q,)`` values, one per row, in
-    order. It may block (hardware), raise (a failed measurement), and keep state.
+    order. It may block (hardware), raise (a failed measurement), and keep state. An instrument
+    may also give ``bounds`` ``(d, 2)``: the adapters then refuse points outside them.
     """
 
     dim: int
+    bounds: np.ndarray | None = None
 
-    def measure(self, X: np.ndarray) -> np.ndarray: ...
+    @abc.abstractmethod
+    def measure(self, X: np.ndarray) -> np.ndarray:
+        """Measure the rows of ``X``; ``(q,)`` values."""
 
 
 class InstrumentError(RuntimeError):
@@ -229,7 +265,7 @@ def _measure_rows(sim: Simulator, key: PRNGKeyArray, start, X):
     return jax.vmap(sim.measure)(keys, X)
 
 
-class SimulatorInstrument:
+class SimulatorInstrument(Instrument):
     """A :class:`Simulator` behind the host :class:`Instrument` protocol.
 
     Determinism: the ``n``-th point this instrument measures (counting from ``start``, over all

@@ -33,14 +33,15 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import equinox as eqx
 from jax.experimental import io_callback
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .base import Instrument, check_points
+from .base import Instrument, Problem, check_points
 
 
 def _host_measure(instrument: Instrument, out_dtype) -> Callable[[np.ndarray], np.ndarray]:
-    bounds = getattr(instrument, "bounds", None)
+    bounds = instrument.bounds
 
     def host(X):
         X = check_points(
@@ -81,7 +82,8 @@ def as_callback(
     """
     if not isinstance(instrument, Instrument):
         raise TypeError(
-            f"{type(instrument).__name__} is not an Instrument: it needs `dim` and `measure(X)`"
+            f"{type(instrument).__name__} is not an Instrument: subclass "
+            "jaxscope.instruments.Instrument (`dim` and `measure(X)`)"
         )
     dim = int(instrument.dim)
 
@@ -99,3 +101,25 @@ def as_callback(
         return jax.pure_callback(host, out, X, vmap_method="sequential")
 
     return measure
+
+
+class CallbackProblem(Problem):
+    """A host instrument inside a compiled campaign.
+
+    Attributes:
+        candidates: ``(m, d)`` measurable points.
+        fn: a JAX-callable ``X (q, d) -> y (q,)``, typically
+            :func:`jaxscope.instruments.as_callback` of a host instrument (``jax.pure_callback``).
+        maximize: whether larger measured values are better.
+    """
+
+    candidates: Float[Array, "m d"]
+    fn: Callable = eqx.field(static=True)
+    maximize: bool = eqx.field(static=True, default=True)
+
+    def measure_batch(self, key: PRNGKeyArray, X: Float[Array, "q d"]) -> Float[Array, " q"]:
+        del key  # the host instrument owns its noise
+        return self.fn(X)
+
+    def measure(self, key: PRNGKeyArray, x: Float[Array, " d"]) -> Float[Array, ""]:
+        return self.measure_batch(key, x[None])[0]

@@ -39,25 +39,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ..gp.grids import check_grid_size, grid_points
+
 SPECTRA = ("gaussian", "powerlaw")
-
-
-def _check_size(size: int) -> None:
-    if not isinstance(size, int) or size < 4:
-        raise ValueError(f"size must be an integer >= 4, got {size!r}")
-
-
-def grid_points(size: int, dtype=None) -> Float[Array, "n 2"]:
-    """Pixel-centre coordinates of a ``size × size`` image in ``[0, 1]²``, row-major.
-
-    Row ``r * size + c`` of the result is ``((r + 0.5) / size, (c + 0.5) / size)``, the centre
-    of pixel ``image[r, c]``, so ``image.ravel()`` lines up with ``grid_points(size)``.
-    """
-    _check_size(size)
-    dtype = dtype or jnp.result_type(float)
-    t = (jnp.arange(size, dtype=dtype) + 0.5) / size
-    rr, cc = jnp.meshgrid(t, t, indexing="ij")
-    return jnp.stack([rr.ravel(), cc.ravel()], axis=1)
 
 
 def spectral_density(
@@ -74,7 +58,7 @@ def spectral_density(
     Normalised so that :math:`\frac{1}{N^2}\sum_k S[k] = \mathrm{std}^2` (the field variance);
     the field's circular covariance at lag ``Δ`` (in pixels) is ``real(ifft2(S))[Δ]``.
     """
-    _check_size(size)
+    check_grid_size(size)
     if spectrum not in SPECTRA:
         raise ValueError(f"unknown spectrum {spectrum!r}; choose one of {SPECTRA}")
     dtype = dtype or jnp.result_type(float)
@@ -134,7 +118,7 @@ def _surface_parts(
     dtype=None,
 ) -> SurfaceParts:
     """Generate the components of :func:`make_surface` separately (same arguments)."""
-    _check_size(size)
+    check_grid_size(size)
     if num_steps < 0 or num_particles < 0:
         raise ValueError(
             f"num_steps and num_particles must be >= 0, got {num_steps}, {num_particles}"

@@ -1,0 +1,25 @@
+"""Campaigns: state, config, the pure step, the compiled scan, metrics and strategy batches.
+
+* :mod:`~jaxscope.campaign.state`: :class:`CampaignState`, :class:`History`, :class:`Decision`;
+* :mod:`~jaxscope.campaign.config`: :class:`CampaignConfig` (surrogate, policy, selector) and
+  :func:`make_config`;
+* :mod:`~jaxscope.campaign.step`: :func:`init`, :func:`init_random`, :func:`decide`,
+  :func:`record`, :func:`step`;
+* :mod:`~jaxscope.campaign.compiled`: a whole campaign as one ``lax.scan``;
+* :mod:`~jaxscope.campaign.metrics`: regret, top-1 % found, map RMSE, cost;
+* :mod:`~jaxscope.campaign.strategies`: rules × problems × seeds in one program, sharded.
+"""
+
+from .compiled import run, run_campaign
+from .config import BATCH_RULES, MODES, CampaignConfig, make_config, make_surrogate
+from .metrics import campaign_metrics, map_rmse, step_cost
+from .state import CampaignState, Decision, History
+from .step import decide, init, init_random, match_candidates, record, step
+from .strategies import batch_mesh, run_strategies
+
+__all__ = [
+    "run", "run_campaign", "BATCH_RULES", "MODES", "CampaignConfig", "make_config",
+    "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState", "Decision",
+    "History", "decide", "init", "init_random", "match_candidates", "record", "step",
+    "batch_mesh", "run_strategies",
+]  # fmt: skip

@@ -1,0 +1,47 @@
+"""Decisions: surrogate, policy, selector and units, the three pieces every campaign step uses.
+
+* :mod:`~jaxscope.decide.surrogate`: the :class:`Surrogate` protocol (``init``/``update``/
+  ``predictive``/``condition``) and :class:`Belief`; :mod:`~jaxscope.decide.gp_surrogates`:
+  :class:`MAPGP`, :class:`NUTSGP`, :class:`HeldGP`;
+* :mod:`~jaxscope.decide.policy`: acquisition rules + penalties + their state;
+  :mod:`~jaxscope.decide.acquisition` (rules), :mod:`~jaxscope.decide.lookahead` (knowledge
+  gradient), :mod:`~jaxscope.decide.penalties` (masks, memories, travel cost);
+* :mod:`~jaxscope.decide.select`: :class:`Argmax`, :class:`Exclusion`, :class:`Believer`,
+  :class:`JointMC`; :mod:`~jaxscope.decide.fantasy` (the one fantasy engine),
+  :mod:`~jaxscope.decide.joint` (qEI/qUCB), :mod:`~jaxscope.decide.continuous` (box search);
+* :mod:`~jaxscope.decide.units`: original, model and utility units in one place.
+"""
+
+from . import acquisition, continuous, fantasy, joint, lookahead, penalties, units
+from .gp_surrogates import GPState, HeldGP, MAPGP, NUTSGP, CachedGPBelief, GPBelief
+from .policy import (
+    FunctionPenalty,
+    InverseDistance,
+    Penalty,
+    PenaltyContext,
+    Policy,
+    PolicyState,
+    RecentPointsMemory,
+    TravelCost,
+    make_policy,
+)
+from .select import (
+    Argmax,
+    Believer,
+    Exclusion,
+    JointMC,
+    SelectContext,
+    Selector,
+    nms,
+    selector_by_name,
+)
+from .surrogate import Belief, FantasyBelief, Surrogate
+
+__all__ = [
+    "acquisition", "continuous", "fantasy", "joint", "lookahead", "penalties", "units",
+    "GPState", "HeldGP", "MAPGP", "NUTSGP", "CachedGPBelief", "GPBelief", "FunctionPenalty",
+    "InverseDistance", "Penalty", "PenaltyContext", "Policy", "PolicyState",
+    "RecentPointsMemory", "TravelCost", "make_policy", "Argmax", "Believer", "Exclusion",
+    "JointMC", "SelectContext", "Selector", "nms", "selector_by_name", "Belief",
+    "FantasyBelief", "Surrogate",
+]  # fmt: skip

@@ -1,0 +1,40 @@
+"""Gaussian processes: observations, exact GP and posterior, predictive, model families, MAP/NUTS.
+
+One module a concept: :mod:`~jaxscope.gp.observations` (fixed-capacity buffers),
+:mod:`~jaxscope.gp.linalg` (jitter, chunked maps, the Gaussian log density),
+:mod:`~jaxscope.gp.exact` (:class:`GP`, :class:`Posterior`, :class:`PredictiveCache`),
+:mod:`~jaxscope.gp.sampling` (pathwise draws), :mod:`~jaxscope.gp.predictive` (the one chunked,
+sample-batched prediction path and :class:`Predictive`), :mod:`~jaxscope.gp.model` (families
+with priors), :mod:`~jaxscope.gp.inference` (MAP and NUTS), :mod:`~jaxscope.gp.grids` and
+:mod:`~jaxscope.gp.reconstruct` (a surface from sparse pixels).
+"""
+
+from .exact import GP, Posterior, PredictiveCache, cross_covariance, moments_from_solve
+from .grids import grid_points, unit_grid
+from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
+from .linalg import default_jitter, map_chunks, mean_values, triangular_inverse
+from .model import GPModel, ModelFamily, ParametricMean, Params, stack_params
+from .observations import Observations, Standardizer
+from .predictive import (
+    Predictive,
+    from_cache,
+    from_model,
+    from_moments,
+    from_posterior,
+    from_samples,
+    incumbent,
+    mixture_moments,
+    posterior_draws,
+    predict_mixture,
+    sample_moments,
+)
+
+__all__ = [
+    "GP", "Posterior", "PredictiveCache", "cross_covariance", "moments_from_solve",
+    "grid_points", "unit_grid", "MAPInfo", "NUTSResult", "fit_map", "fit_nuts", "nuts_summary",
+    "predict_nuts", "default_jitter", "map_chunks", "mean_values", "triangular_inverse",
+    "GPModel", "ModelFamily", "ParametricMean", "Params", "stack_params", "Observations",
+    "Standardizer", "Predictive", "from_cache", "from_model", "from_moments", "from_posterior",
+    "from_samples", "incumbent", "mixture_moments", "posterior_draws", "predict_mixture",
+    "sample_moments",
+]  # fmt: skip
