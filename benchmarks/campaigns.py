@@ -38,7 +38,9 @@ from _venvs import peer_python
 from jaxscope.campaign import decide, init, make_config, step
 from jaxscope.campaign import run
 from jaxscope.gp.inference import fit_map
-from jaxscope.campaign.strategies import GridProblem, unit_grid
+from jaxscope.decide import MAPGP, HeldGP
+from jaxscope.gp import GPModel, unit_grid
+from jaxscope.instruments import GridProblem
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -113,7 +115,7 @@ def jaxscope_b6(side: int, steps: int, ns: int, seeds: list[int]) -> dict:
                 x, y, k = args
                 return run(init(cfg, prob, x, y, num_steps=steps, key=k), cfg, prob)
 
-            # seeds one after another inside the one program (see jaxscope.strategies on
+            # seeds one after another inside the one program (see jaxscope.campaign.strategies on
             # batched LAPACK kernels and XLA:CPU's 2-thread pool)
             return jax.lax.map(one, (X0, y0, keys))
 
@@ -282,15 +284,18 @@ def _latency_setup(side, n, steps, mode, dtype, chunk):
     idx = rng.choice(side * side, n, replace=False)
     X0 = prob.candidates[idx]
     y0 = prob.values[idx] + 0.05 * jnp.asarray(rng.standard_normal(n), dtype)
-    cfg = make_config(
-        prob.candidates, acquisition="ucb", mode=mode, chunk_size=chunk, track_rmse=False
-    )
     from jaxscope.gp.observations import Observations, Standardizer
 
+    model = GPModel.for_candidates(prob.candidates)
     obs = Observations.from_arrays(X0, y0, dtype=dtype)
     sc = Standardizer.fit(obs)
-    params, _ = fit_map(cfg.model, sc.apply(obs))  # warm start: the previous step's fit
-    state = init(cfg, prob, X0, y0, num_steps=steps, key=jax.random.key(0), params=params)
+    params, _ = fit_map(model, sc.apply(obs))  # warm start: the previous step's fit
+    if mode == "map":
+        surrogate = MAPGP(model, init_params=params, chunk_size=chunk)
+    else:
+        surrogate = HeldGP(model, prob.candidates, params=params, chunk_size=chunk)
+    cfg = make_config(surrogate=surrogate, acquisition="ucb", track_rmse=False)
+    state = init(cfg, prob, X0, y0, num_steps=steps, key=jax.random.key(0))
     return prob, cfg, state
 
 
@@ -303,9 +308,9 @@ def _copy_leaves(state):
 
 
 def _floor_args(cfg, prob, state):
-    obs_s = state.scaler.apply(state.obs)
-    post = cfg.model.build(state.params).condition(obs_s)
-    p = state.params
+    obs_s = state.model.scaler.apply(state.obs)
+    post = cfg.surrogate.model.build(state.model.params).condition(obs_s)
+    p = state.model.params
     return (obs_s.X, post.L, post.w, prob.candidates, p["lengthscale"], p["variance"])
 
 

@@ -68,18 +68,20 @@ def absorb_pending(
 ) -> tuple[Belief, Float[Array, ""]]:
     """Fantasise the pending candidates (those with ``on``) in order: ``(belief, incumbent)``."""
 
+    arrays, static = eqx.partition(belief, eqx.is_array)  # a scan carries arrays only
+
     def body(carry, io):
-        belief, best = carry
+        arrays, best = carry
+        belief = eqx.combine(arrays, static)
         i, active = io
         pred_u = to_utility(belief.predictive(), sign)
         y = believed_value(pred_u, i, best, liar)
-        new = belief.add(candidates[i], from_utility(y, sign))
-        keep = lambda a, b: jnp.where(active, a, b)
-        belief = jax.tree_util.tree_map(keep, new, belief)
-        return (belief, jnp.where(active, jnp.maximum(best, y), best)), None
+        new = eqx.filter(belief.add(candidates[i], from_utility(y, sign)), eqx.is_array)
+        arrays = jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, arrays)
+        return (arrays, jnp.where(active, jnp.maximum(best, y), best)), None
 
-    (belief, best), _ = jax.lax.scan(body, (belief, best), (pending, on))
-    return belief, best
+    (arrays, best), _ = jax.lax.scan(body, (arrays, best), (pending, on))
+    return eqx.combine(arrays, static), best
 
 
 def fantasy_batch(
@@ -109,8 +111,11 @@ def fantasy_batch(
     """
     keys = jax.random.split(key, q)
 
+    arrays, static = eqx.partition(belief, eqx.is_array)  # a scan carries arrays only
+
     def body(carry, jk):
-        belief, allowed, best = carry
+        arrays, allowed, best = carry
+        belief = eqx.combine(arrays, static)
         j, k = jk
         pred = belief.predictive(key=jax.random.fold_in(k, 1), num_draws=num_draws)
         s = score(belief, pred, best, k, allowed)
@@ -119,9 +124,10 @@ def fantasy_batch(
         i = jnp.argmax(s)
         y = believed_value(to_utility(pred, sign), i, best, liar)
         belief = belief.add(candidates[i], from_utility(y, sign))
-        return (belief, allowed.at[i].set(False), jnp.maximum(best, y)), (i, s[i])
+        arrays = eqx.filter(belief, eqx.is_array)
+        return (arrays, allowed.at[i].set(False), jnp.maximum(best, y)), (i, s[i])
 
-    init = (belief, allowed, best)
+    init = (arrays, allowed, best)
     _, (idx, vals) = jax.lax.scan(body, init, (jnp.arange(q), keys))
     return idx.astype(jnp.int32), vals
 

@@ -235,10 +235,14 @@ class HeldGP(GPSurrogate):
         z = state.scaler.apply(obs).y
         start = state.cache.posterior.obs.count[0]
 
-        def body(i, cache):
-            return eqx.filter_vmap(lambda c: c.add(obs.X[i], z[i]))(cache)
+        arrays, static = eqx.partition(state.cache, eqx.is_array)  # a loop carries arrays only
 
-        cache = jax.lax.fori_loop(start, obs.count, body, state.cache)
+        def body(i, arrays):
+            cache = eqx.combine(arrays, static)
+            cache = eqx.filter_vmap(lambda c: c.add(obs.X[i], z[i]))(cache)
+            return eqx.filter(cache, eqx.is_array)
+
+        cache = eqx.combine(jax.lax.fori_loop(start, obs.count, body, arrays), static)
         return GPState(state.params, state.samples, state.scaler, cache.posterior, cache)
 
 

@@ -143,7 +143,7 @@ def joint_greedy(
 
 
 def joint_values(kind: str, draws_u, mean_u, best_u, beta):
-    """``(g, floor)`` of :func:`joint_greedy` for ``"qei"`` (utility draws, incumbent) or
+    r"""``(g, floor)`` of :func:`joint_greedy` for ``"qei"`` (utility draws, incumbent) or
     ``"qucb"`` (:math:`\mu_j + \sqrt{\beta\pi/2}\,|f_j - \mu_j|`, no floor)."""
     if kind == "qei":
         return draws_u, jnp.asarray(best_u, draws_u.dtype)

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -199,7 +200,7 @@ class Policy(eqx.Module):
         for i, f in enumerate(self.rules):
             if f is fn or getattr(f, "func", None) is fn:
                 return self, i
-        return eqx.tree_at(lambda p: p.rules, self, self.rules + (fn,)), len(self.rules)
+        return dataclasses.replace(self, rules=self.rules + (fn,)), len(self.rules)
 
     def scores(
         self,

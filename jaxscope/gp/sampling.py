@@ -1,4 +1,4 @@
-"""Pathwise posterior sampling (Matheron's rule with random Fourier features of the prior).
+r"""Pathwise posterior sampling (Matheron's rule with random Fourier features of the prior).
 
 A draw of the posterior is a prior draw plus a data-driven correction,
 :math:`f^*(\cdot) = f(\cdot) + K(\cdot, X)\,\tilde K^{-1}(y - f(X) - \varepsilon)`, with the prior

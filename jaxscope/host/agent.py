@@ -256,7 +256,7 @@ class Agent:
     def _excluded(self) -> np.ndarray:
         ex = self.failed.copy()
         if self.state is not None:
-            ex |= np.asarray(self.state.measured) & (not self.config.allow_repeats)
+            ex |= np.asarray(self.state.measured) & (not self.config.policy.allow_repeats)
         else:
             ex[[i for i, _ in self._seed]] = True
         return ex

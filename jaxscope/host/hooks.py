@@ -19,19 +19,21 @@ from .events import match_candidates
 class HookContext:
     """What a hook sees after a decision, and what it may do.
 
-    Hooks receive data, never the runner. Attributes: ``step``, ``attempt`` (0 for a step's first decision; any action makes the step
-    decide again with ``attempt + 1``, so a hook that adds points should act at ``attempt == 0``
-    only), ``state``, ``decision``, the proposed rows ``index``, ``x``, ``acq`` (queued points
-    first), ``candidates`` and ``records`` (the journal so far). Actions are journaled and
-    applied after all hooks have run.
+    Hooks receive data, never the runner. Attributes: ``step``, ``attempt`` (0 for a step's
+    first decision; any action makes the step decide again with ``attempt + 1``, so a hook that
+    adds points should act at ``attempt == 0`` only), ``state``, ``decision``, the proposed rows
+    ``index``, ``x``, ``acq`` (queued points first), ``candidates``, ``mask`` (what the host
+    still allows) and ``records`` (the journal so far). Actions are journaled and applied after
+    all hooks have run.
     """
 
-    def __init__(self, *, state, decision, index, x, acq, attempt, candidates, records):
+    def __init__(self, *, state, decision, index, x, acq, attempt, candidates, records, mask):
         self.state, self.decision, self.attempt = state, decision, attempt
         self.step = int(state.step)
         self.index, self.x, self.acq = index, x, acq  # proposed rows (forced points first)
         self.candidates = candidates
         self.records = records  # the journal so far (read-only view)
+        self.mask = mask  # candidates the host still allows (vetoed and failed ones are False)
         self.actions: list[tuple] = []
 
     def veto(self, rows: Sequence[int] | None = None, reason: str = "") -> None:

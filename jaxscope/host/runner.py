@@ -348,6 +348,7 @@ class HostRunner:
                 attempt=attempt,
                 candidates=self.C,
                 records=self.journal.records,
+                mask=self.log.mask.copy(),
             )
             for hook in self.hooks:
                 hook(ctx)

@@ -11,9 +11,10 @@ import pytest
 from conftest import count_compilations
 
 from jaxscope.campaign import decide, init_random, make_config, step
-from jaxscope.campaign import CallbackProblem, campaign_metrics, run, run_campaign
+from jaxscope.campaign import campaign_metrics, run, run_campaign
 from jaxscope.gp import default_jitter
-from jaxscope.campaign.strategies import GridProblem, unit_grid
+from jaxscope.gp import unit_grid
+from jaxscope.instruments import CallbackProblem, GridProblem
 
 SIDE, N_INIT, STEPS = 7, 5, 6
 
@@ -108,7 +109,7 @@ def test_scan_equals_step_loop(sim):
         s = step_jit(s, cfg, sim)
     np.testing.assert_array_equal(np.asarray(scanned.history.index), np.asarray(s.history.index))
     np.testing.assert_allclose(
-        np.asarray(scanned.cache.mean), np.asarray(s.cache.mean), rtol=1e-4, atol=1e-5
+        np.asarray(scanned.model.cache.mean), np.asarray(s.model.cache.mean), rtol=1e-4, atol=1e-5
     )
     with pytest.raises(ValueError, match="num_steps"):
         run(s0, cfg, sim, num_steps=4)
@@ -139,9 +140,9 @@ def test_nuts_mode_predictive_is_exact_mixture(sim):
     cfg = make_config(sim.candidates, acquisition="ucb", mode="nuts", num_warmup=30, num_samples=20)
     s0 = eqx.filter_jit(init_random)(jax.random.key(3), cfg, sim, N_INIT, num_steps=2)
     d = eqx.filter_jit(decide)(s0, cfg, sim)
-    S = d.samples["lengthscale"].shape[0]
+    S = d.model.samples["lengthscale"].shape[0]
     assert S == 20 and d.pred.mean.shape == (20, SIDE * SIDE)
-    assert float(np.std(np.asarray(d.samples["lengthscale"]))) > 0  # a real posterior sample
+    assert float(np.std(np.asarray(d.model.samples["lengthscale"]))) > 0  # a real posterior sample
     n = int(s0.obs.count)
     X, y = np.asarray(s0.obs.X[:n], np.float64), np.asarray(s0.obs.y[:n], np.float64)
     mu, sd = y.mean(), y.std()
@@ -150,7 +151,7 @@ def test_nuts_mode_predictive_is_exact_mixture(sim):
     jit = default_jitter(jnp.float32)
     means, varis = [], []
     for i in range(S):
-        ls, var, noise = (float(d.samples[k][i]) for k in ("lengthscale", "variance", "noise"))
+        ls, var, noise = (float(d.model.samples[k][i]) for k in ("lengthscale", "variance", "noise"))
         k = lambda A, B: var * np.exp(-0.5 * ((A[:, None] - B[None]) ** 2).sum(-1) / ls**2)
         A = np.linalg.solve(k(X, X) + (noise + jit) * np.eye(n), k(X, C))
         means.append(A.T @ ys * sd + mu)

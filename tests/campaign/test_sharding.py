@@ -21,8 +21,9 @@ SCRIPT = textwrap.dedent(
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
     from jaxscope.campaign import make_config
-    from jaxscope.campaign.strategies import (GridProblem, batch_mesh, run_strategies, stack_problems,
-                                     unit_grid)
+    from jaxscope.instruments import GridProblem, stack_problems
+    from jaxscope.campaign.strategies import batch_mesh, run_strategies
+    from jaxscope.gp import unit_grid
 
     assert len(jax.devices()) == 8, jax.devices()
     C = unit_grid(6)

@@ -249,7 +249,7 @@ def test_knowledge_gradient_vs_brute_force_lookahead(x64):
     z = np.linspace(-9, 9, 3001)
     wz = stats.norm.pdf(z) * (z[1] - z[0])
     base = float(jnp.max(cache.mean))
-    jit = gp._jitter(jnp.float64)
+    jit = gp.jitter_for(jnp.float64)
 
     @jax.jit
     def lookahead(j):

@@ -13,7 +13,7 @@ from jaxscope.kernels import RBF
 
 from jaxscope import GP, Observations
 from jaxscope.decide import acquisition as A
-from jaxscope import batch as B
+from jaxscope.decide import fantasy, joint, select
 from jaxscope.decide.continuous import maximize_box, point_acquisition
 
 
@@ -51,7 +51,7 @@ def test_nms_respects_radius(dtype, radius):
     scores = rs.randn(64)
     mask = rs.rand(64) > 0.2
     q = 5
-    idx, vals, ok = jax.jit(lambda s, X, m: B.nms(s, X, q, jnp.asarray(radius, dtype), mask=m))(
+    idx, vals, ok = jax.jit(lambda s, X, m: select.nms(s, X, q, jnp.asarray(radius, dtype), mask=m))(
         jnp.asarray(scores, dtype), jnp.asarray(X, dtype), jnp.asarray(mask)
     )
     want = _nms_reference(np.where(mask, scores, -np.inf), X, q, radius)
@@ -66,7 +66,7 @@ def test_nms_respects_radius(dtype, radius):
 
 def test_nms_flags_exhaustion():
     X = jnp.linspace(0, 1, 5)[:, None]
-    idx, vals, ok = B.nms(jnp.arange(5.0), X, 4, 0.3)
+    idx, vals, ok = select.nms(jnp.arange(5.0), X, 4, 0.3)
     # x = 1 excludes 0.75, x = 0.5 excludes 0.25, then x = 0 is left, then nothing
     assert list(np.asarray(idx[:3])) == [4, 2, 0]
     assert list(np.asarray(ok)) == [True, True, True, False]
@@ -82,7 +82,7 @@ def test_kriging_believer_equals_sequential_refit(x64, rule):
     best = A.incumbent(obs)
     q = 4
     mask = jnp.ones(Xc.shape[0], bool).at[3].set(False)
-    idx, vals = jax.jit(lambda c, b: B.kriging_believer(c, q, rule, best=b, mask=mask))(
+    idx, vals = jax.jit(lambda c, b: fantasy.kriging_believer(c, q, rule, best=b, mask=mask))(
         gp.condition(obs).cache(Xc), best
     )
     # reference: refit from scratch with each believed value appended to the data
@@ -106,9 +106,9 @@ def test_kriging_believer_compiles_once_for_new_data(x64):
     gp, obs, Xc = _problem(jnp.float64)
     _, obs2, _ = _problem(jnp.float64, seed=3)
     c1, c2 = gp.condition(obs).cache(Xc), gp.condition(obs2).cache(Xc)
-    idx1, _ = B.kriging_believer(c1, 3, "logei", best=0.9)
+    idx1, _ = fantasy.kriging_believer(c1, 3, "logei", best=0.9)
     with count_compilations() as log:
-        idx2, _ = B.kriging_believer(c2, 3, "logei", best=0.4)
+        idx2, _ = fantasy.kriging_believer(c2, 3, "logei", best=0.4)
         idx2.block_until_ready()
     assert len(log) == 0
 
@@ -118,7 +118,7 @@ def test_kriging_believer_over_hyperparameter_samples(x64):
     gps = [GP(RBF(lengthscale=ls), noise=1e-2) for ls in (0.1, 0.3)]
     stack = lambda xs: jax.tree_util.tree_map(lambda *a: jnp.stack(a), *xs)
     caches = stack([g.condition(obs).cache(Xc) for g in gps])
-    idx, _ = B.kriging_believer(caches, 3, "ucb", beta=9.0)
+    idx, _ = fantasy.kriging_believer(caches, 3, "ucb", beta=9.0)
     ref, o = [], obs
     allowed = np.ones(Xc.shape[0], bool)
     for _ in range(3):
@@ -136,9 +136,9 @@ def test_kriging_believer_errors():
     gp, obs, Xc = _problem(jnp.float32)
     cache = gp.condition(obs).cache(Xc)
     with pytest.raises(ValueError, match="unknown liar"):
-        B.kriging_believer(cache, 2, liar="worst")
+        fantasy.kriging_believer(cache, 2, liar="worst")
     with pytest.raises(ValueError, match="unknown acquisition"):
-        B.kriging_believer(cache, 2, "nope")
+        fantasy.kriging_believer(cache, 2, "nope")
 
 
 # --- joint Monte Carlo qEI / qUCB ---------------------------------------------------------------
@@ -158,7 +158,7 @@ def test_joint_qei_matches_independent_monte_carlo(x64):
     gp, obs, Xc = _problem(jnp.float64, m=21)
     post = gp.condition(obs)
     best = float(A.incumbent(obs))
-    idx, vals = B.select_joint(
+    idx, vals = joint.select_joint(
         post, Xc, 3, key=jax.random.key(0), kind="qei", best=best, num_draws=4096, subset=10
     )
     idx = np.asarray(idx)
@@ -181,7 +181,7 @@ def test_joint_qucb_q1_is_ucb(x64):
     gp, obs, Xc = _problem(jnp.float64, m=21)
     post = gp.condition(obs)
     beta = 4.0
-    idx, vals = B.select_joint(
+    idx, vals = joint.select_joint(
         post, Xc, 2, key=jax.random.key(3), kind="qucb", beta=beta, num_draws=8192, subset=8
     )
     ucb = np.asarray(A.upper_confidence_bound(A.from_posterior(post, Xc), beta=beta))
@@ -192,12 +192,12 @@ def test_joint_qucb_q1_is_ucb(x64):
     assert abs(float(vals[0]) - ucb[i0]) < 4 * se
     # the direct batch value of the chosen pair agrees with the greedy value
     draws = A.posterior_draws(post, jax.random.key(5), Xc[idx], 8192)
-    direct = B.q_upper_confidence_bound(draws, post.predict(Xc[idx])[0], beta=beta)
+    direct = joint.q_upper_confidence_bound(draws, post.predict(Xc[idx])[0], beta=beta)
     assert abs(float(direct) - float(vals[1])) < 0.02 * abs(float(vals[1]))
     with pytest.raises(ValueError, match="needs `best`"):
-        B.select_joint(post, Xc, 2, key=jax.random.key(0), kind="qei")
+        joint.select_joint(post, Xc, 2, key=jax.random.key(0), kind="qei")
     with pytest.raises(ValueError, match="unknown joint rule"):
-        B.select_joint(post, Xc, 2, key=jax.random.key(0), kind="qpi")
+        joint.select_joint(post, Xc, 2, key=jax.random.key(0), kind="qpi")
 
 
 # --- continuous optimisation ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from conftest import count_compilations
 
 from jaxscope.campaign import make_config
-from jaxscope.campaign import CallbackProblem, run
+from jaxscope.campaign import run
+from jaxscope.instruments import CallbackProblem
 from jaxscope.host import HostRunner
 from jaxscope.instruments import as_callback
 from jaxscope.instruments.base import SimulatorInstrument
@@ -161,7 +162,7 @@ def test_hooks_veto_add_acquisition_stop(tmp_path, sim, config):
             ctx.set_acquisition("maxvar")
         if ctx.step == 3:
             var = np.asarray(ctx.decision.pred.var).mean(0)
-            allowed = ctx.runner.mask & ~np.asarray(ctx.state.measured)
+            allowed = ctx.mask & ~np.asarray(ctx.state.measured)
             seen["maxvar"] = (var[ctx.index[0]], np.max(var[allowed]))
         if ctx.step == 4:
             ctx.stop("enough")
@@ -207,8 +208,8 @@ def test_host_and_compiled_runners_agree(tmp_path, sim, config):
     assert np.array_equal(np.asarray(host.history.index), np.asarray(comp.history.index))
     assert np.asarray(host.obs.X).tobytes() == np.asarray(comp.obs.X).tobytes()
     assert np.asarray(host.obs.y).tobytes() == np.asarray(comp.obs.y).tobytes()
-    for k in host.params:
-        np.testing.assert_allclose(host.params[k], comp.params[k], rtol=1e-4)
+    for k in host.model.params:
+        np.testing.assert_allclose(host.model.params[k], comp.model.params[k], rtol=1e-4)
 
 
 def test_batch_partial_failure_keeps_the_good_value(tmp_path, sim):

@@ -14,6 +14,7 @@ from conftest import count_compilations
 
 from jaxscope.instruments import (
     Instrument,
+    Instrument,
     InstrumentError,
     Simulator,
     SimulatorInstrument,
@@ -253,7 +254,7 @@ def test_callback_dtype_and_vmap(toy):
         np.testing.assert_array_equal(np.asarray(ys[b]), inst.history[1 + b][1])
 
 
-class _BadInstrument:
+class _BadInstrument(Instrument):
     def __init__(self, answer):
         self.dim = 2
         self.answer = answer
