@@ -35,11 +35,10 @@ import numpy as np
 import strategies
 from _venvs import peer_python
 
-from jaxscope.campaign import decide, init, make_config, step
-from jaxscope.campaign import run
-from jaxscope.gp.inference import fit_map
+from jaxscope.campaign import decide, init, make_config, run, step
 from jaxscope.decide import MAPGP, HeldGP
 from jaxscope.gp import GPModel, unit_grid
+from jaxscope.gp.inference import fit_map
 from jaxscope.instruments import GridProblem
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -370,7 +369,7 @@ def bench_latency(kind: str, quick: bool, dtype=jnp.float32) -> dict:
         rec["name"] = f"decision_latency_refit_{side}x{side}_N{n}"
         rec["what"] += (
             "; MAP refit (L-BFGS, warm start from the previous step, at most "
-            f"{cfg.map_steps} iterations) + predictive + UCB + argmax + record. Floor: one "
+            f"{cfg.surrogate.map_steps} iterations) + predictive + UCB + argmax + record. Floor: one "
             "predictive mean+variance pass given L and w (hand-written JAX, best chunking), "
             "timed right after every step"
         )
@@ -409,7 +408,7 @@ def _with(cfg, **changes):
     """A copy of a CampaignConfig with some static fields changed."""
     import dataclasses
 
-    return dataclasses.replace(cfg, **changes)
+    return dataclasses.replace(cfg, surrogate=dataclasses.replace(cfg.surrogate, **changes))
 
 
 # --- 5. BoTorch qEI q=4 --------------------------------------------------------------------------

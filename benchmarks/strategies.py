@@ -45,8 +45,13 @@ def run_checked(cmd, env=None, timeout=7200) -> dict:
 
 # --- strategy batch -----------------------------------------------------------------------------
 def strategy_problems(size: int, dtype=jnp.float32):
-    from jaxscope.instruments import SparseScanSimulator, SyntheticFunction, ThreeGaussians
-    from jaxscope.instruments import stack_problems, tabulate
+    from jaxscope.instruments import (
+        SparseScanSimulator,
+        SyntheticFunction,
+        ThreeGaussians,
+        stack_problems,
+        tabulate,
+    )
 
     sims = {
         "three_gaussians": ThreeGaussians(dtype=dtype),

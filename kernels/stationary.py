@@ -15,9 +15,10 @@ from .base import Kernel
 
 
 def _safe_sqrt(r2):
-    # sqrt has an infinite derivative at 0; the kernels below are differentiable there.
+    # sqrt has an infinite derivative at 0; the kernels below are differentiable there. A NaN
+    # distance stays NaN (a NaN input must never look like a zero distance).
     safe = jnp.where(r2 > 0, r2, 1.0)
-    return jnp.where(r2 > 0, jnp.sqrt(safe), 0.0)
+    return jnp.where(r2 > 0, jnp.sqrt(safe), jnp.where(jnp.isnan(r2), r2, 0.0))
 
 
 def check_lengthscale(lengthscale, dim: int) -> None:

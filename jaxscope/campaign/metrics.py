@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..decide.units import problem_sign
 from ..gp import Predictive
 from .state import CampaignState
 
@@ -53,7 +54,7 @@ def campaign_metrics(state: CampaignState, problem: Any, top_fraction: float = 0
     if not problem.has_truth:
         raise ValueError("campaign metrics need a problem with ground truth (has_truth)")
     C = jnp.asarray(problem.candidates)
-    sign = 1.0 if problem.maximize else -1.0
+    sign = problem_sign(problem)
     truth = sign * problem.truth(C)
     m = C.shape[0]
     k = max(1, int(round(top_fraction * m)))

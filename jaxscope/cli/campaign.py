@@ -107,10 +107,20 @@ def run_campaign(args: argparse.Namespace) -> dict:
 
     if args.steps < 1 or args.batch_size < 1 or args.num_init < 1:
         raise ValueError("--steps, --batch-size and --num-init must be positive")
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out!r} is a file, not a folder: give a folder")
     t0 = time.time()
+    sim = make_problem(args.problem, args.seed, args.size)
+    m = int(sim.candidates.shape[0])
+    need = args.num_init + args.steps * args.batch_size
+    if need > m:
+        raise ValueError(
+            f"--num-init {args.num_init} + --steps {args.steps} × --batch-size "
+            f"{args.batch_size} = {need} measurements, but {args.problem} has only {m} "
+            "candidates (each is measured at most once)"
+        )
     if args.overwrite and os.path.isdir(args.out):
         shutil.rmtree(args.out)
-    sim = make_problem(args.problem, args.seed, args.size)
     config = make_config(
         sim.candidates, acquisition=args.acquisition, mode=args.mode, q=args.batch_size
     )
@@ -128,7 +138,9 @@ def run_campaign(args: argparse.Namespace) -> dict:
             meta=meta,
         )
     except ValueError as err:
-        raise ValueError(f"{err}\n(use --overwrite or another --out)") from None
+        if "written with settings" in str(err):  # another run's journal: the hint applies
+            raise ValueError(f"{err}\n(use --overwrite or another --out)") from None
+        raise
     with runner:
         inst = SimulatorInstrument(sim, seed=args.seed + 1, start=runner.num_measured)
         state = runner.run(inst)

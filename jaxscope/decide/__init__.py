@@ -13,7 +13,7 @@
 """
 
 from . import acquisition, continuous, fantasy, joint, lookahead, penalties, units
-from .gp_surrogates import GPState, HeldGP, MAPGP, NUTSGP, CachedGPBelief, GPBelief
+from .gp_surrogates import MAPGP, NUTSGP, CachedGPBelief, GPBelief, GPState, HeldGP
 from .policy import (
     FunctionPenalty,
     InverseDistance,

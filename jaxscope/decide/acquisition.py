@@ -51,7 +51,6 @@ import jax.numpy as jnp
 from jax.scipy.special import erfcx, log_ndtr, logsumexp, ndtr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .lookahead import knowledge_gradient
 from ..gp.predictive import (
     Predictive,
     from_cache,
@@ -62,6 +61,7 @@ from ..gp.predictive import (
     incumbent,
     posterior_draws,
 )
+from .lookahead import knowledge_gradient
 
 __all__ = [
     "Predictive",

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from .acquisition import get
 from ..gp import Posterior, from_posterior
+from .acquisition import get
 
 
 class BoxResult(NamedTuple):

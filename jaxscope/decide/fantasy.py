@@ -35,7 +35,7 @@ from ..runtime.jit import jit
 from .acquisition import get
 from .gp_surrogates import CachedGPBelief
 from .surrogate import Belief
-from .units import from_utility, to_utility
+from .units import from_utility, sign_of, to_utility
 
 LIARS = ("mean", "best")
 
@@ -168,7 +168,7 @@ def kriging_believer(
         raise ValueError("liar='best' needs `best` (the incumbent)")
     if cache.mean.ndim == 1:
         cache = jax.tree_util.tree_map(lambda a: a[None] if eqx.is_array(a) else a, cache)
-    sign = 1.0 if maximize else -1.0
+    sign = sign_of(maximize)
     dtype = cache.Xc.dtype
     allowed = jnp.ones(cache.Xc.shape[1:2], bool) if mask is None else jnp.asarray(mask, bool)
     best_u = jnp.asarray(jnp.nan if best is None else sign * jnp.asarray(best), dtype)

@@ -37,8 +37,8 @@ from ..gp import (
     Observations,
     Params,
     Posterior,
-    PredictiveCache,
     Predictive,
+    PredictiveCache,
     Standardizer,
     fit_map,
     fit_nuts,
@@ -47,7 +47,7 @@ from ..gp import (
     posterior_draws,
 )
 from .surrogate import Belief, Surrogate
-from .units import model_to_original, original_to_model
+from .units import model_to_original, original_to_model, values_to_original
 
 
 class GPState(eqx.Module):
@@ -67,9 +67,16 @@ def _expand(tree):
 class GPSurrogate(Surrogate):
     """What the three GP surrogates share: conditioning, prediction, fantasies, beliefs.
 
-    Subclasses have the fields ``model``, ``standardize``, ``chunk_size``, ``draw_method`` and
-    ``draw_features``.
+    Keyword-only settings: ``standardize`` the targets (model units), ``chunk_size`` of the
+    predictive pass over candidates, ``draw_method`` / ``draw_features`` of joint draws
+    (``"auto"``, ``"exact"`` or ``"pathwise"`` with that many random features). Subclasses add
+    ``model`` (any :class:`~jaxscope.gp.ModelFamily`) and their own fields.
     """
+
+    standardize: bool = eqx.field(static=True, default=True, kw_only=True)
+    chunk_size: int | None = eqx.field(static=True, default=4096, kw_only=True)
+    draw_method: str = eqx.field(static=True, default="auto", kw_only=True)
+    draw_features: int = eqx.field(static=True, default=2048, kw_only=True)
 
     def _scaler(self, obs: Observations) -> Standardizer:
         if self.standardize:
@@ -131,10 +138,6 @@ class MAPGP(GPSurrogate):
     map_steps: int = eqx.field(static=True, default=100)
     map_tol: float = eqx.field(static=True, default=1e-4)
     optimizer: str = eqx.field(static=True, default="lbfgs")
-    standardize: bool = eqx.field(static=True, default=True)
-    chunk_size: int | None = eqx.field(static=True, default=4096)
-    draw_method: str = eqx.field(static=True, default="auto")
-    draw_features: int = eqx.field(static=True, default=2048)
 
     def init(self, key, obs: Observations) -> GPState:
         del key
@@ -167,10 +170,6 @@ class NUTSGP(GPSurrogate):
     num_warmup: int = eqx.field(static=True, default=200)
     num_samples: int = eqx.field(static=True, default=200)
     dense_mass: bool = eqx.field(static=True, default=True)
-    standardize: bool = eqx.field(static=True, default=True)
-    chunk_size: int | None = eqx.field(static=True, default=4096)
-    draw_method: str = eqx.field(static=True, default="auto")
-    draw_features: int = eqx.field(static=True, default=2048)
 
     def init(self, key, obs: Observations) -> GPState:
         del key
@@ -210,10 +209,6 @@ class HeldGP(GPSurrogate):
     params: Params | None = None
     map_steps: int = eqx.field(static=True, default=100)
     map_tol: float = eqx.field(static=True, default=1e-4)
-    standardize: bool = eqx.field(static=True, default=True)
-    chunk_size: int | None = eqx.field(static=True, default=4096)
-    draw_method: str = eqx.field(static=True, default="auto")
-    draw_features: int = eqx.field(static=True, default=2048)
 
     def init(self, key, obs: Observations) -> GPState:
         del key
@@ -267,7 +262,7 @@ class GPBelief(Belief):
 
     def draws(self, key, X, num_draws: int):
         f = posterior_draws(self.post, key, X, num_draws, method=self.surrogate.draw_method)
-        return f * self.scaler.scale + self.scaler.shift
+        return values_to_original(f, self.scaler)
 
     def cached(self) -> CachedGPBelief:
         C = self.candidates
@@ -295,7 +290,7 @@ class CachedGPBelief(Belief):
 
     def draws(self, key, X, num_draws: int):
         f = posterior_draws(self.cache.posterior, key, X, num_draws)
-        return f * self.scaler.scale + self.scaler.shift
+        return values_to_original(f, self.scaler)
 
     def lookahead(self) -> tuple[Any, Array]:
         return self.cache, self.scaler.scale

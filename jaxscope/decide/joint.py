@@ -25,14 +25,15 @@ from ..gp import Posterior, from_posterior, posterior_draws
 from ..kernels import as_points
 from ..runtime.jit import jit
 from .acquisition import log_expected_improvement, upper_confidence_bound
+from .units import sign_of, to_utility
 
 
 def q_expected_improvement(
     draws: Float[Array, "n q"], best: ArrayLike, *, maximize: bool = True
 ) -> Float[Array, ""]:
     """Monte Carlo qEI of a batch from joint draws ``(n, q)`` of ``f`` at its points."""
-    f = draws if maximize else -draws
-    b = jnp.asarray(best, draws.dtype) * (1.0 if maximize else -1.0)
+    f = sign_of(maximize) * draws
+    b = jnp.asarray(best, draws.dtype) * sign_of(maximize)
     return jnp.mean(jnp.maximum(jnp.max(f, axis=1) - b, 0.0))
 
 
@@ -44,7 +45,7 @@ def q_upper_confidence_bound(
     maximize: bool = True,
 ) -> Float[Array, ""]:
     r"""Monte Carlo qUCB: :math:`\mathbb E[\max_j \pm\mu_j + \sqrt{\beta\pi/2}\,|f_j - \mu_j|]`."""
-    sign = 1.0 if maximize else -1.0
+    sign = sign_of(maximize)
     g = sign * mean[None, :] + jnp.sqrt(beta * math.pi / 2.0) * jnp.abs(draws - mean[None, :])
     return jnp.mean(jnp.max(g, axis=1))
 
@@ -156,18 +157,17 @@ def _select_joint(
     post, Xc, q, key, kind, best, maximize, beta, num_draws, subset, scores, mask, method,
     chunk_size,
 ):  # fmt: skip
-    sign = 1.0 if maximize else -1.0
-    pred = from_posterior(post, Xc, chunk_size=chunk_size)
+    sign = sign_of(maximize)
+    pred_u = to_utility(from_posterior(post, Xc, chunk_size=chunk_size), sign)
+    best_u = None if best is None else sign * best
     if scores is None:
         if kind == "qei":
-            scores = log_expected_improvement(pred, best=best, maximize=maximize)
+            scores = log_expected_improvement(pred_u, best=best_u)
         else:
-            scores = upper_confidence_bound(pred, beta=beta, maximize=maximize)
+            scores = upper_confidence_bound(pred_u, beta=beta)
     if mask is not None:
         scores = jnp.where(mask, scores, -jnp.inf)
     top_vals, top = jax.lax.top_k(scores, subset)
-    f = sign * posterior_draws(post, key, Xc[top], num_draws, method=method)  # (n, subset)
-    mu = sign * jnp.mean(pred.mean[:, top], axis=0)
-    best_u = None if best is None else sign * best
-    g, floor = joint_values(kind, f, mu, best_u, beta)
+    f_u = sign * posterior_draws(post, key, Xc[top], num_draws, method=method)  # (n, subset)
+    g, floor = joint_values(kind, f_u, jnp.mean(pred_u.mean[:, top], axis=0), best_u, beta)
     return joint_greedy(g, top, top_vals > -jnp.inf, q, floor=floor)

@@ -35,6 +35,7 @@ from jax.scipy.special import ndtr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ..gp import Predictive, PredictiveCache
+from .units import sign_of
 
 
 def expected_max_of_lines(a: Float[Array, " m"], b: Float[Array, " m"]) -> Float[Array, ""]:
@@ -126,7 +127,7 @@ def knowledge_gradient(
         method = "exact" if m <= 1024 else "gauss-hermite"
     if method not in ("exact", "gauss-hermite"):
         raise ValueError(f"unknown KG method {method!r}; use 'auto', 'exact' or 'gauss-hermite'")
-    sign = 1.0 if maximize else -1.0
+    sign = sign_of(maximize)
     one = lambda c: _kg_single(c, sign, method, num_fantasies, batch_size)
     if cache.mean.ndim == 2:
         return jnp.mean(eqx.filter_vmap(one)(cache), axis=0)

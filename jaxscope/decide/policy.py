@@ -274,4 +274,3 @@ def make_policy(
         penalties=tuple(as_penalty(p) for p in penalties),
         allow_repeats=allow_repeats,
     )
-

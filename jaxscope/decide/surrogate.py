@@ -34,7 +34,6 @@ import abc
 from typing import Any
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
@@ -127,9 +126,7 @@ class FantasyBelief(Belief):
     candidates: Float[Array, "m d"]
 
     def predictive(self, key=None, num_draws: int = 0) -> Predictive:
-        return self.surrogate.predictive(
-            self.state, self.candidates, key=key, num_draws=num_draws
-        )
+        return self.surrogate.predictive(self.state, self.candidates, key=key, num_draws=num_draws)
 
     def add(self, x, y) -> FantasyBelief:
         X = jnp.reshape(x, (1, -1)).astype(self.candidates.dtype)
@@ -141,14 +138,3 @@ class FantasyBelief(Belief):
         if pred.draws is None:
             raise ValueError(f"{type(self.surrogate).__name__}.predictive returned no draws")
         return pred.draws
-
-
-def same_structure(a: Any, b: Any) -> bool:
-    """Whether two states have equal pytree structure and leaf shapes/dtypes (scan carries)."""
-    sa = jax.tree_util.tree_structure(a)
-    sb = jax.tree_util.tree_structure(b)
-    if sa != sb:
-        return False
-    la = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(a)]
-    lb = [(jnp.shape(x), jnp.result_type(x)) for x in jax.tree_util.tree_leaves(b)]
-    return la == lb

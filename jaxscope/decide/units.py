@@ -27,10 +27,15 @@ from ..gp import Observations, Predictive, Standardizer
 
 def model_to_original(pred: Predictive, scaler: Standardizer) -> Predictive:
     """A predictive in model units (standardised) back in original units."""
-    draws = None if pred.draws is None else pred.draws * scaler.scale + scaler.shift
+    draws = None if pred.draws is None else values_to_original(pred.draws, scaler)
     return Predictive(
-        mean=pred.mean * scaler.scale + scaler.shift, var=pred.var * scaler.scale**2, draws=draws
+        mean=values_to_original(pred.mean, scaler), var=pred.var * scaler.scale**2, draws=draws
     )
+
+
+def values_to_original(z: ArrayLike, scaler: Standardizer) -> Array:
+    """Values (means, function draws) in model units back in original units."""
+    return jnp.asarray(z) * scaler.scale + scaler.shift
 
 
 def original_to_model(y: ArrayLike, scaler: Standardizer) -> Array:
@@ -56,6 +61,11 @@ def incumbent_utility(obs: Observations, sign: float) -> Float[Array, ""]:
     return jnp.max(jnp.where(obs.mask, sign * obs.y, -jnp.inf))
 
 
+def sign_of(maximize: bool) -> float:
+    """``+1`` when larger is better, ``-1`` when smaller is."""
+    return 1.0 if maximize else -1.0
+
+
 def problem_sign(problem) -> float:
     """``+1`` for a maximisation problem, ``-1`` for a minimisation one (``problem.maximize``)."""
-    return 1.0 if problem.maximize else -1.0
+    return sign_of(problem.maximize)

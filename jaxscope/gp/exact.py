@@ -28,6 +28,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ..kernels import Kernel, as_points
@@ -41,6 +42,16 @@ def _leaf(v):
     return v if callable(v) or isinstance(v, jax.Array) else jnp.asarray(v)
 
 
+def check_points_finite(X, name: str) -> None:
+    """``ValueError`` naming the first NaN/inf coordinate of concrete points (traced: no check)."""
+    if isinstance(X, jax.core.Tracer):
+        return
+    bad = np.argwhere(~np.isfinite(np.asarray(X)))
+    if len(bad):
+        r, c = (int(i) for i in bad[0])
+        raise ValueError(f"{name}[{r}, {c}] is {np.asarray(X)[r, c]}: points must be finite")
+
+
 class GP(eqx.Module):
     """A GP prior: kernel, Gaussian noise variance and mean (a constant or ``mean(x)``)."""
 
@@ -48,6 +59,13 @@ class GP(eqx.Module):
     noise: Any = eqx.field(default=0.0, converter=_leaf)
     mean: Any = eqx.field(default=0.0, converter=_leaf)
     jitter: float | None = eqx.field(static=True, default=None)
+
+    def __check_init__(self):
+        noise = self.noise
+        if not isinstance(noise, jax.core.Tracer) and not callable(noise):
+            n = np.asarray(noise)
+            if n.size and (np.any(n < 0) or not np.all(np.isfinite(n))):
+                raise ValueError(f"noise variance must be finite and >= 0, got {noise}")
 
     def jitter_for(self, dtype) -> float:
         """The diagonal jitter this GP adds in ``dtype`` (its own, or :func:`default_jitter`)."""
@@ -142,6 +160,7 @@ class Posterior(eqx.Module):
         Xs = as_points(Xnew, "Xnew").astype(self.obs.X.dtype)
         if Xs.shape[1] != self.obs.dim:
             raise ValueError(f"Xnew has {Xs.shape[1]} input dimensions, the data {self.obs.dim}")
+        check_points_finite(Xs, "Xnew")
         if full_cov:
             V = jsl.solve_triangular(self.L, self.cross(Xs), lower=True)
             cov = self.gp.kernel.matrix(Xs, Xs) - V.T @ V

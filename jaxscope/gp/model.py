@@ -198,7 +198,6 @@ class GPModel(eqx.Module):
             jitter=jitter,
         )
 
-
     @classmethod
     def for_candidates(
         cls, candidates, kernel: str = "rbf", *, noise: bool = True, jitter: float | None = None

@@ -28,17 +28,17 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from ..runtime.jit import jit
-from .inference import MAPInfo, fit_map
-from .grids import grid_points
 from ..kernels import by_name
+from ..runtime.jit import jit
+from .grids import grid_points
+from .inference import MAPInfo, fit_map
 from .model import GPModel
 from .observations import Observations
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import equinox as eqx
 from jax.experimental import io_callback
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 

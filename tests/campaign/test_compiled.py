@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 from conftest import count_compilations
 
-from jaxscope.campaign import decide, init_random, make_config, step
-from jaxscope.campaign import campaign_metrics, run, run_campaign
-from jaxscope.gp import default_jitter
-from jaxscope.gp import unit_grid
+from jaxscope.campaign import (
+    campaign_metrics,
+    decide,
+    init_random,
+    make_config,
+    run,
+    run_campaign,
+    step,
+)
+from jaxscope.gp import default_jitter, unit_grid
 from jaxscope.instruments import CallbackProblem, GridProblem
 
 SIDE, N_INIT, STEPS = 7, 5, 6
@@ -151,7 +157,9 @@ def test_nuts_mode_predictive_is_exact_mixture(sim):
     jit = default_jitter(jnp.float32)
     means, varis = [], []
     for i in range(S):
-        ls, var, noise = (float(d.model.samples[k][i]) for k in ("lengthscale", "variance", "noise"))
+        ls, var, noise = (
+            float(d.model.samples[k][i]) for k in ("lengthscale", "variance", "noise")
+        )
         k = lambda A, B: var * np.exp(-0.5 * ((A[:, None] - B[None]) ** 2).sum(-1) / ls**2)
         A = np.linalg.solve(k(X, X) + (noise + jit) * np.eye(n), k(X, C))
         means.append(A.T @ ys * sd + mu)

@@ -20,8 +20,8 @@ from jaxscope.campaign import (
     record,
     step,
 )
-from jaxscope.instruments import CallbackProblem, Problem
 from jaxscope.gp import default_jitter
+from jaxscope.instruments import CallbackProblem, Problem
 from jaxscope.instruments.toy import ThreeGaussians
 
 SIZE, N_INIT, STEPS = 8, 6, 3
@@ -196,9 +196,7 @@ def test_fixed_mode_rank1_cache_equals_refit(dtype):
     for _ in range(STEPS):
         s = step_jit(s, fixed_cfg, prob)
     for k in s0.model.params:  # hyperparameters held
-        np.testing.assert_array_equal(
-            np.asarray(s.model.params[k]), np.asarray(s0.model.params[k])
-        )
+        np.testing.assert_array_equal(np.asarray(s.model.params[k]), np.asarray(s0.model.params[k]))
     X, y = real(s)
     X0, y0 = real(s0)
     mu, sd = float(s0.model.scaler.shift), float(s0.model.scaler.scale)  # frozen at init

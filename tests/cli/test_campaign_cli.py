@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxscope.cli.campaign import make_problem
 from jaxscope.cli import main
+from jaxscope.cli.campaign import make_problem
 from jaxscope.host.journal import read_journal
 
 ARGS = [
@@ -70,3 +70,27 @@ def test_rerun_resumes_without_measuring_again(run_dir, capsys):
     with pytest.raises(SystemExit):  # other settings in the same folder: a clear error
         main(ARGS + ["--out", str(run_dir), "--acquisition", "maxvar"])
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_bad_campaign_options_exit_with_a_clear_message(tmp_path, capsys):
+    """--out naming a file, more steps than candidates, another run's folder: each is refused
+    with a message that names the problem (and the --overwrite hint only where it applies)."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a run")
+    cases = [
+        (["--out", str(a_file)], "is a file, not a folder"),
+        (["--steps", "70", "--out", str(tmp_path / "r1")], "has only 64 candidates"),
+    ]
+    for extra, message in cases:
+        with pytest.raises(SystemExit) as e:
+            main(ARGS + extra)
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and "--overwrite" not in err, err
+    other = tmp_path / "other"
+    assert main(ARGS + ["--out", str(other)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*ARGS[:-4], "--seed", "5", "--no-progress", "--no-cache", "--out", str(other)])
+    assert "--overwrite" in capsys.readouterr().err
+    assert a_file.read_text() == "not a run"  # nothing was written over the file

@@ -132,3 +132,38 @@ def test_combine_and_select(dtype):
     assert np.isneginf(float(v))  # nothing allowed is visible to the caller
     measured = P.mark_measured(jnp.zeros(4, bool), jnp.array([1, 3]))
     np.testing.assert_array_equal(np.asarray(measured), [False, True, False, True])
+
+
+# --- penalties inside a campaign (the policy's state) ------------------------------------------
+
+
+def test_recent_points_memory_in_a_compiled_campaign():
+    """GPim's memory as a campaign penalty: its state lives in the campaign state, and every
+    choice keeps the hand formula's distance d·γ^a from the points chosen a steps before."""
+    from jaxscope.campaign import init_random, make_config, run
+    from jaxscope.decide import RecentPointsMemory, TravelCost
+    from jaxscope.instruments import ThreeGaussians
+
+    sim = ThreeGaussians(noise=0.01, size=10)
+    k, dscale, gamma = 3, 0.35, 0.7
+    mem = RecentPointsMemory(k=k, dscale=dscale, gamma=gamma)
+    cfg = make_config(
+        sim.candidates, acquisition="maxvar", penalties=[mem, TravelCost(rate=0.0)], map_steps=20
+    )
+    s0 = init_random(jax.random.key(0), cfg, sim, 4, num_steps=6)
+    assert not bool(np.asarray(s0.policy.penalties[0].valid).any())  # empty memory at first
+    final = run(s0, cfg, sim)
+    x = np.asarray(final.history.x[:, 0])
+    for t in range(1, len(x)):
+        for a in range(min(t, k)):
+            dist = np.linalg.norm(x[t] - x[t - 1 - a])
+            assert dist >= dscale * gamma**a - 1e-6, (t, a, dist)
+    # the memory holds the last k chosen points, newest first
+    got = np.asarray(final.policy.penalties[0].points)
+    np.testing.assert_allclose(got, x[::-1][:k], rtol=1e-6)
+    # without the memory, max-variance goes back next to its previous choice at least once
+    free = make_config(sim.candidates, acquisition="maxvar", map_steps=20)
+    xs = np.asarray(run(init_random(jax.random.key(0), free, sim, 4, num_steps=6), free, sim)
+                    .history.x[:, 0])  # fmt: skip
+    close = [np.linalg.norm(xs[t] - xs[t - 1]) < dscale for t in range(1, len(xs))]
+    assert any(close)

@@ -51,9 +51,9 @@ def test_nms_respects_radius(dtype, radius):
     scores = rs.randn(64)
     mask = rs.rand(64) > 0.2
     q = 5
-    idx, vals, ok = jax.jit(lambda s, X, m: select.nms(s, X, q, jnp.asarray(radius, dtype), mask=m))(
-        jnp.asarray(scores, dtype), jnp.asarray(X, dtype), jnp.asarray(mask)
-    )
+    idx, vals, ok = jax.jit(
+        lambda s, X, m: select.nms(s, X, q, jnp.asarray(radius, dtype), mask=m)
+    )(jnp.asarray(scores, dtype), jnp.asarray(X, dtype), jnp.asarray(mask))
     want = _nms_reference(np.where(mask, scores, -np.inf), X, q, radius)
     assert np.asarray(ok).all()
     assert list(np.asarray(idx)) == want

@@ -314,3 +314,20 @@ def test_predict_mixture_matches_loop(data, dtype):
         np.testing.assert_allclose(var, ref_var, **tols(dtype, 50))
     with pytest.raises(ValueError, match="sample_batch must be at least 1, got 0"):
         _mixture(samples, obs, Xs_j, None, True, 0)
+
+
+def test_nan_points_and_negative_noise_are_refused():
+    """A NaN test point never looks like a zero distance (Matérn-1/2 and 3/2 took NaN for 0 and
+    predicted a confident value); a negative or NaN noise variance is refused at once."""
+    from jaxscope import kernels as K
+
+    nan, x = np.array([[np.nan]]), np.array([[0.1]])
+    for k in (K.Matern12, K.Matern32, K.Matern52, K.RBF):
+        assert np.isnan(np.asarray(k(lengthscale=0.3)(nan, x))).all(), k
+    obs = Observations.from_arrays(np.linspace(0, 1, 5)[:, None], np.sin(np.arange(5.0)))
+    post = GP(K.Matern32(lengthscale=0.3), noise=0.01).condition(obs)
+    with pytest.raises(ValueError, match=r"Xnew\[1, 0\] is nan"):
+        post.predict(np.array([[0.2], [np.nan]]))
+    for bad in (-1e-3, np.nan):
+        with pytest.raises(ValueError, match="noise variance must be finite and >= 0"):
+            GP(K.RBF(lengthscale=0.3), noise=bad)

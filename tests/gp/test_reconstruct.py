@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from conftest import count_compilations
 
-from jaxscope.instruments.surface import make_surface
 from jaxscope.gp.reconstruct import reconstruct, reconstruction_metrics
+from jaxscope.instruments.surface import make_surface
 
 SIZE, FRACTION, NOISE = 32, 0.3, 0.05
 

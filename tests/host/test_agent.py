@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from conftest import count_compilations
 
-from jaxscope.host.agent import Agent, replay
 from jaxscope.campaign import decide, make_config
 from jaxscope.gp import default_jitter
+from jaxscope.host.agent import Agent, replay
+from jaxscope.host.journal import read_journal
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
-from jaxscope.host.journal import read_journal
 
 NUM_INIT = 4
 

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxscope.gp.observations import Observations
 from jaxscope.host.checkpoint import StateCheckpointer
 from jaxscope.host.journal import Journal, JournalError, read_journal
-from jaxscope.gp.observations import Observations
 
 
 def test_values_round_trip_bit_exact(tmp_path):

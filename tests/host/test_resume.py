@@ -17,9 +17,9 @@ import pytest
 
 from jaxscope.campaign import make_config
 from jaxscope.host import HostRunner
+from jaxscope.host.journal import read_journal
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
-from jaxscope.host.journal import read_journal
 
 NUM_INIT, NUM_STEPS, SEED = 3, 8, 0
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -7,14 +7,12 @@ import numpy as np
 import pytest
 from conftest import count_compilations
 
-from jaxscope.campaign import make_config
-from jaxscope.campaign import run
-from jaxscope.instruments import CallbackProblem
+from jaxscope.campaign import make_config, run
 from jaxscope.host import HostRunner
-from jaxscope.instruments import as_callback
+from jaxscope.host.journal import read_journal
+from jaxscope.instruments import CallbackProblem, as_callback
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
-from jaxscope.host.journal import read_journal
 
 NUM_INIT, NUM_STEPS = 3, 6
 

@@ -14,7 +14,6 @@ from conftest import count_compilations
 
 from jaxscope.instruments import (
     Instrument,
-    Instrument,
     InstrumentError,
     Simulator,
     SimulatorInstrument,
