@@ -11,17 +11,23 @@ are fantasised by the one fantasy engine of :mod:`jaxscope.decide.fantasy` (the 
 believed for every hyperparameter sample, a rank-1 update each), so the acquisition stops
 favouring the neighbourhood of points already being measured, and the agent chooses exactly the
 batch a compiled campaign with the same config and state chooses. Pending, measured and failed
-candidates are excluded.
+candidates are excluded. An ingested point is recorded (:func:`~jaxscope.campaign.record`) with
+the surrogate state of the decision that proposed it.
 
-Every decision is one :class:`DecisionRecord` (the state, the exclusions, the pending points, the
-scores of every pick and the choice); :func:`replay` recomputes the choice from the record alone,
-bit for bit. Before ``num_init`` measurements exist, suggestions are uniformly random (a
-Gumbel top-``n`` over the allowed candidates, also recorded and replayable).
+Every decision is one :class:`~jaxscope.host.session.DecisionRecord` (the state, the exclusions,
+the pending points, the scores of every pick and the choice); :func:`replay` recomputes the
+choice from the record alone, bit for bit. Before ``num_init`` measurements exist, suggestions
+are uniformly random (a Gumbel top-``n`` over the allowed candidates, also recorded and
+replayable).
 
-With ``journal=path`` every event is appended (fsync'ed) to a :mod:`~jaxscope.journal`: a
-``start`` line with the agent's settings, then ``request`` (with the batch size),
-``measurement`` and ``failure`` lines (:mod:`jaxscope.host.events` describes them). :meth:`Agent.resume` rebuilds the agent from it after a
-crash by replaying each call and checking every recomputed choice against the journal.
+The agent's bookkeeping (pending suggestions, values, failures and exclusions, seed points,
+commits) is the host runner's fold, :class:`~jaxscope.host.events.HostLog`, applied to every
+event as it is written, and its journal (``journal=path``, append-only, fsync'ed) has the
+runner's schema (:mod:`jaxscope.host.events`): ``start``, ``request``, ``measurement``,
+``failure``, and a ``commit`` when the model phase starts (the seed points) and for every
+model-phase ingest. :meth:`Agent.resume` rebuilds the agent from a journal written by an agent or
+by a :class:`~jaxscope.host.runner.HostRunner` with :func:`~jaxscope.host.session.replay_state`,
+the runner's resume too, which checks every recomputed choice against the journal.
 
 Example:
     >>> agent = Agent(config, sim, capacity=50, seed=0, num_init=5)
@@ -32,22 +38,34 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, NamedTuple
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import ArrayLike
 
-from ..campaign import CampaignConfig, CampaignState, Decision, decide, init
-from ..decide import Believer
-from ..instruments import GuardedProblem, Problem
-from ..runtime.jit import jit
+from ..campaign import CampaignConfig, CampaignState, Decision
+from .events import INIT, HostLog, check_settings
 from .journal import Journal, read_journal
-from .runner import record_jit
+from .session import (
+    DecisionRecord,
+    agent_decision,
+    agent_ids,
+    batch_config,
+    commit_state,
+    decide_jit,
+    decision_key,
+    host_view,
+    initial_state,
+    random_choice,
+    replay_state,
+    suggest_batch,
+)
+
+__all__ = [
+    "Agent", "DecisionRecord", "Suggestion", "batch_config", "random_choice", "replay",
+    "suggest_batch",
+]  # fmt: skip
 
 
 class Suggestion(NamedTuple):
@@ -59,64 +77,9 @@ class Suggestion(NamedTuple):
     acq: float
 
 
-class DecisionRecord(eqx.Module):
-    """Everything one decision used and produced; :func:`replay` recomputes ``index`` from it.
-
-    ``state`` is ``None`` in the random phase (then ``key`` drives the choice).
-    """
-
-    state: CampaignState | None
-    key: PRNGKeyArray
-    excluded: Bool[Array, " m"]
-    pending: Int[Array, " P"]
-    pending_on: Bool[Array, " P"]
-    index: Int[Array, " n"]
-    acq: Float[Array, " n"]
-    scores: Float[Array, " m"] | None
-    params: Any
-    ids: tuple[str, ...] = eqx.field(static=True)
-
-
-@jit
-def random_choice(key: PRNGKeyArray, excluded: Bool[Array, " m"], n: int) -> Int[Array, " n"]:
-    """``n`` distinct uniformly random candidates among those not excluded (Gumbel top-n)."""
-    g = jax.random.gumbel(key, excluded.shape)
-    return jax.lax.top_k(jnp.where(excluded, -jnp.inf, g), n)[1].astype(jnp.int32)
-
-
-def batch_config(config: CampaignConfig, n: int) -> CampaignConfig:
-    """The config of an ``n``-point suggestion: ``q = n`` with the believer selector (the
-    config's own if it is one), so that pending points and batches share one fantasy engine."""
-    selector = config.selector if isinstance(config.selector, Believer) else Believer()
-    return dataclasses.replace(config, q=n, selector=selector)
-
-
-@jit
-def suggest_batch(
-    state: CampaignState,
-    config: CampaignConfig,
-    problem: Any,
-    excluded: Bool[Array, " m"],
-    pending: Int[Array, " P"] | None,
-    pending_on: Bool[Array, " P"] | None,
-    n: int,
-):
-    """``n`` candidates: :func:`~jaxscope.campaign.decide` with ``q = n``, the believer selector
-    and the pending points fantasised first (``pending=None``: nothing pending).
-
-    Returns ``(index (n,), acq (n,), decision)``; pure and deterministic. With ``n`` equal to a
-    believer config's ``q`` and nothing pending, this is exactly the compiled campaign's
-    decision.
-    """
-    st = eqx.tree_at(lambda s: s.measured, state, excluded)
-    pend = None if pending is None else (pending, pending_on)
-    d = decide(st, batch_config(config, n), problem, pending=pend)
-    return d.index, d.acq, d
-
-
 def replay(record: DecisionRecord, config: CampaignConfig, problem: Any) -> np.ndarray:
     """Recompute a decision's choice from its record alone (must equal ``record.index``)."""
-    problem = _as_problem(problem)
+    problem = host_view(problem)
     n = record.index.shape[0]
     if record.state is None:
         return np.asarray(random_choice(record.key, record.excluded, n))
@@ -133,17 +96,6 @@ def replay(record: DecisionRecord, config: CampaignConfig, problem: Any) -> np.n
     return np.asarray(idx)
 
 
-def _as_problem(problem):
-    if isinstance(problem, np.ndarray | jax.Array):
-        return GuardedProblem(jnp.asarray(problem), jnp.ones(len(problem), bool))
-    if not isinstance(problem, Problem):
-        raise TypeError(
-            f"problem must be a jaxscope.instruments.Problem or an array of candidates, "
-            f"got {type(problem).__name__}"
-        )
-    return problem
-
-
 class Agent:
     """Ask/tell campaign agent (see the module docstring).
 
@@ -153,7 +105,15 @@ class Agent:
         capacity: maximum number of measurements after the random phase.
         seed: PRNG seed. num_init: random suggestions before the model is used.
         max_pending: most points that may be pending at once (a fixed shape: no recompiles).
-        journal: optional path of a journal (:mod:`jaxscope.journal`) of every event.
+        journal: optional path of a new journal (:mod:`jaxscope.host.journal`) of every event;
+            to continue an existing one use :meth:`resume`.
+        meta: extra JSON settings (problem name, ...) a resumed driver must match.
+
+    Attributes:
+        state: the campaign state (None in the random phase); ``records``: one
+            :class:`DecisionRecord` per decision; ``log``: the fold of every event
+            (:class:`~jaxscope.host.events.HostLog`); ``pending``, ``done``, ``failures``,
+            ``failed``: views of it.
     """
 
     def __init__(
@@ -166,193 +126,170 @@ class Agent:
         num_init: int = 5,
         max_pending: int = 16,
         journal=None,
+        meta: dict | None = None,
     ):
         if config.q != 1:
             raise ValueError(
                 f"the agent needs a config with q=1 (suggest(n) batches), got {config.q}"
             )
-        self.config, self.problem = config, _as_problem(problem)
+        self.config, self.problem = config, host_view(problem)
         self.C = np.asarray(self.problem.candidates)
         self.capacity, self.num_init, self.max_pending = capacity, num_init, max_pending
+        self.seed = int(seed)
         self.sign = 1.0 if self.problem.maximize else -1.0
-        self.key = jax.random.key(seed)
         self.state: CampaignState | None = None
-        self.pending: dict[str, dict] = {}
-        self.done: dict[str, dict] = {}  # id -> {"index", "x", "y"} or {"failed": reason}
         self.records: list[DecisionRecord] = []
-        self.failed = np.zeros(len(self.C), bool)
-        self._seed: list[tuple[int, float]] = []
-        self._latest: Decision | None = None
-        self._counter = 0
-        self.journal = Journal(journal) if journal is not None else None
-        self._settings = {
-            "seed": int(seed),
-            "capacity": int(capacity),
+        self.log = HostLog(len(self.C))
+        # decisions of the groups whose points are still pending: their points record with them
+        self._decisions: dict[int, Decision] = {}
+        self.settings = {
+            "driver": "agent",
+            "seed": self.seed,
             "num_init": int(num_init),
+            "q": config.q,
+            "m": len(self.C),
+            "d": self.C.shape[1],
+            "dtype": str(self.C.dtype),
+            "num_steps": int(capacity),
+            "surrogate": type(config.surrogate).__name__,
             "max_pending": int(max_pending),
-            "candidates": int(len(self.C)),
+            "meta": dict(meta or {}),
         }
-        if self.journal is not None and len(self.journal) == 0:
-            self._log("start", agent=self._settings)
+        self._seq = -1
+        self.journal = Journal(journal) if journal is not None else None
+        if self.journal is not None and len(self.journal):
+            self.journal.close()
+            raise ValueError(f"journal {journal} is not empty: continue it with Agent.resume")
+        self._write("start", settings=self.settings)
 
-    def _log(self, kind, **fields):
+    def _write(self, kind: str, **fields) -> None:
+        """Journal one event (when there is a journal) and fold it, as the runner does."""
         if self.journal is not None:
-            self.journal.append(kind, **fields)
+            self.log.apply(self.journal.append(kind, **fields))
+        else:  # the same fold without the file (seq: the line it would have been)
+            self._seq += 1
+            self.log.apply({**fields, "kind": kind, "seq": self._seq})
 
     @classmethod
     def resume(cls, journal, config: CampaignConfig, problem: Any, **kwargs) -> Agent:
         """The agent a journal describes, ready to continue; new events go to the same journal.
 
-        Takes the arguments the original agent was built with (``capacity``, ``seed``, ...). Every
-        ``suggest``, ``ingest`` and ``register_failure`` is replayed in journal order; each
-        decision is recomputed and must choose the journaled points, so the resumed agent is the
-        agent that wrote the journal (same state, ids, pending points and next suggestions).
-        Suggestions journaled but never answered stay pending; those of a batch whose ``suggest``
-        was interrupted before all its lines were written are dropped (they were never
-        returned). A journal written with other settings or another problem is refused with the
-        line where it differs.
+        Takes the arguments the original agent was built with (``capacity``, ``seed``, ...).
+        The journal may be an agent's or a :class:`~jaxscope.host.runner.HostRunner`'s (with
+        ``q = 1``): :func:`~jaxscope.host.session.replay_state` rebuilds the state, every
+        decision of an agent is recomputed and must choose the journaled points, so the resumed
+        agent is the agent that wrote the journal (same state, ids, pending points and next
+        suggestions). Suggestions journaled but never answered stay pending; those of a batch
+        whose ``suggest`` was interrupted before all its lines were written are dropped (never
+        returned, their ids are not reused); a value journaled but not committed (a kill inside
+        ``ingest``) is committed now. Other settings are refused (``ValueError``).
         """
         kwargs.pop("journal", None)
-        events = read_journal(journal)
         agent = cls(config, problem, **kwargs)
-        start = next((e for e in events if e["kind"] == "start"), None)
-        if start is not None and start.get("agent") != agent._settings:
-            raise ValueError(
-                f"journal {journal}: written by an agent with settings {start.get('agent')}, "
-                f"not {agent._settings}"
-            )
-        todo = [e for e in events if e["kind"] in ("request", "measurement", "failure")]
-        i = 0
-        while i < len(todo):
-            e = todo[i]
-            if e["kind"] == "request":
-                group = [e]
-                while (
-                    i + len(group) < len(todo)
-                    and todo[i + len(group)]["kind"] == "request"
-                    and todo[i + len(group)]["step"] == e["step"]
-                ):
-                    group.append(todo[i + len(group)])
-                got = agent.suggest(int(e.get("batch", len(group))))
-                for s, g in zip(got, group, strict=False):
-                    if s.id != g["id"] or s.index != g["index"]:
-                        raise ValueError(
-                            f"journal {journal}, line {g['seq']}: suggestion {g['id']} was "
-                            f"candidate {g['index']}, the replay chose {s.id} = {s.index} "
-                            "(another configuration, seed or problem?)"
-                        )
-                for s in got[len(group) :]:  # written by an interrupted suggest: never returned
-                    del agent.pending[s.id]
-                i += len(group)
-            elif e["kind"] == "measurement":
-                agent.ingest(e["id"], e["y"])
-                i += 1
-            else:
-                agent.register_failure(e["id"], e["reason"], exclude=e.get("exclude", True))
-                i += 1
+        records = read_journal(journal)
+        fresh = check_settings(records, agent.settings, f"journal {journal}")
+        got = replay_state(
+            records,
+            config,
+            agent.problem,
+            num_steps=agent.capacity,
+            seed=agent.seed,
+            where=f"journal {journal}",
+        )
+        agent.state, agent.log, agent.records, agent._decisions = got
         agent.journal = Journal(journal)
+        if fresh:
+            agent._write("start", settings=agent.settings)
+        if agent.state is not None:  # values journaled, their commit not (killed in between)
+            for row in [q for q in agent.log.queue if q["y"] is not None]:
+                agent._record(row["id"], row["index"], row["acq"], row["y"])
         return agent
 
-    def _excluded(self) -> np.ndarray:
-        ex = self.failed.copy()
-        if self.state is not None:
-            ex |= np.asarray(self.state.measured) & (not self.config.policy.allow_repeats)
-        else:
-            ex[[i for i, _ in self._seed]] = True
-        return ex
+    # --- views of the fold ---------------------------------------------------------------------
+    @property
+    def pending(self) -> dict[str, dict]:
+        """Suggestions not yet answered, in order: ``id -> {"index", "x", "acq"}``."""
+        return {
+            k: {"index": p["index"], "x": self.C[p["index"]].copy(), "acq": p["acq"]}
+            for k, p in self.log.pending.items()
+        }
 
+    @property
+    def done(self) -> dict[str, dict]:
+        """Answered suggestions, in order: ``id -> {"index", "x", "y"}`` or ``{..., "failed"}``."""
+        return {k: {"x": self.C[v["index"]].copy(), **v} for k, v in self.log.done.items()}
+
+    @property
+    def failures(self) -> dict[str, str]:
+        return {k: v["failed"] for k, v in self.log.done.items() if "failed" in v}
+
+    @property
+    def failed(self) -> np.ndarray:
+        """``(m,)`` candidates excluded by failures (and by a runner's vetoes)."""
+        return ~self.log.mask
+
+    @property
+    def _counter(self) -> int:  # ids issued so far (the next id's number)
+        return self.log.issued
+
+    # --- ask -------------------------------------------------------------------------------------
     def suggest(self, n: int = 1) -> list[Suggestion]:
         """``n`` new points with unique ids, accounting for the pending ones (fantasies)."""
         if n < 1:
             raise ValueError(f"n must be positive, got {n}")
-        if len(self.pending) + n > self.max_pending:
+        log = self.log
+        if len(log.pending) + n > self.max_pending:
             raise ValueError(
-                f"{len(self.pending)} points pending + {n} exceeds max_pending {self.max_pending}"
+                f"{len(log.pending)} points pending + {n} exceeds max_pending {self.max_pending}"
             )
-        excluded = self._excluded()
-        key = jax.random.fold_in(self.key, len(self.records))
-        P = self.max_pending
-        pend = np.zeros(P, np.int32)
-        pend[: len(self.pending)] = [p["index"] for p in self.pending.values()]
-        on = np.arange(P) < len(self.pending)
-        ids = tuple(f"s{self._counter + j:06d}" for j in range(n))
-        if self.state is None and len(self._seed) + len(self.pending) < self.num_init:
-            ex = excluded.copy()
-            ex[pend[on]] = True
-            index = np.asarray(random_choice(key, jnp.asarray(ex), n))
-            acq, scores, state, params = np.full(n, np.nan), None, None, None
-            excluded = ex
-        else:
-            state = self.state if self.state is not None else self._start()
-            repeats = self.config.policy.allow_repeats
-            excluded = excluded | (np.asarray(state.measured) & (not repeats))
-            any_pending = bool(on.any())  # nothing pending: exactly the campaign's decision
-            idx, acq, dec = suggest_batch(
-                state,
-                self.config,
-                self.problem,
-                jnp.asarray(excluded),
-                jnp.asarray(pend) if any_pending else None,
-                jnp.asarray(on) if any_pending else None,
-                n,
-            )
-            self.state, self._latest = state, dec
-            index, acq = np.asarray(idx), np.asarray(acq)
-            scores, params = dec.scores, self.config.surrogate.summary(dec.model)
-            if not np.all(np.isfinite(acq)):
-                raise RuntimeError("no candidate left to suggest (all measured, pending or failed)")
-        self.records.append(
-            DecisionRecord(
-                state=state,
-                key=key,
-                excluded=jnp.asarray(excluded),
-                pending=jnp.asarray(pend),
-                pending_on=jnp.asarray(on),
-                index=jnp.asarray(index),
-                acq=jnp.asarray(acq),
-                scores=scores,
-                params=params,
-                ids=ids,
-            )
-        )
-        self._counter += n
+        state = self.state
+        if state is None and len(log.init_ids) + len(log.pending) >= self.num_init:
+            state = self._start()
+        excluded, seeds, pend = log.snapshot()
+        number, ids = len(log.groups), agent_ids(log.issued, n)
+        rec, dec = agent_decision(
+            state, self.config, self.problem, decision_key(self.seed, number),
+            excluded=excluded, seeds=seeds, pending=pend, n=n, max_pending=self.max_pending,
+            ids=ids,
+        )  # fmt: skip
+        if dec is not None and not np.all(np.isfinite(np.asarray(rec.acq))):
+            raise RuntimeError("no candidate left to suggest (all measured, pending or failed)")
+        self.records.append(rec)
+        if dec is not None:
+            self._decisions[number] = dec
         out = []
-        for j, i in enumerate(index):
-            s = Suggestion(ids[j], int(i), self.C[i].copy(), float(acq[j]))
-            self.pending[s.id] = {"index": s.index, "x": s.x, "acq": s.acq}
-            self._log(
+        for sid, i, a in zip(ids, np.asarray(rec.index), np.asarray(rec.acq), strict=True):
+            s = Suggestion(sid, int(i), self.C[i].copy(), float(a))
+            self._write(
                 "request",
-                step=len(self.records) - 1,
+                step=INIT if state is None else int(state.step),
                 id=s.id,
                 index=s.index,
                 x=s.x,
                 acq=s.acq if math.isfinite(s.acq) else str(s.acq),
+                decision=number,
                 batch=n,
             )
             out.append(s)
         return out
 
     def _start(self) -> CampaignState:
-        if not self._seed:
-            raise RuntimeError("no measurement ingested yet: ingest the random-phase points first")
-        X0 = self.C[[i for i, _ in self._seed]]
-        y0 = np.asarray([y for _, y in self._seed], self.C.dtype)
-        return init(
-            self.config,
-            self.problem,
-            X0,
-            y0,
-            num_steps=self.capacity,
-            key=jax.random.fold_in(self.key, 1 << 30),
+        """The model phase begins: the seed values so far are committed as the initial state."""
+        state = initial_state(
+            self.config, self.problem, self.log, num_steps=self.capacity, seed=self.seed
         )
+        self._write("commit", step=INIT, ids=list(self.log.init_ids))
+        self.state = state
+        return state
 
+    # --- tell ------------------------------------------------------------------------------------
     def _check_id(self, sid: str) -> dict:
-        if sid in self.done:
-            what = "registered as failed" if "failed" in self.done[sid] else "already ingested"
+        if sid in self.log.done:
+            what = "registered as failed" if "failed" in self.log.done[sid] else "already ingested"
             raise ValueError(f"suggestion {sid!r} was {what}; nothing changed")
-        if sid not in self.pending:
-            raise ValueError(f"unknown suggestion id {sid!r}; pending: {sorted(self.pending)}")
-        return self.pending[sid]
+        if sid not in self.log.pending:
+            raise ValueError(f"unknown suggestion id {sid!r}; pending: {sorted(self.log.pending)}")
+        return self.log.pending[sid]
 
     def ingest(self, sid: str, value: ArrayLike) -> None:
         """Record the measured ``value`` of suggestion ``sid`` (errors leave everything as is)."""
@@ -366,45 +303,47 @@ class Agent:
         v = float(v)
         if self.state is not None and int(self.state.step) >= self.capacity:
             raise ValueError(f"agent capacity {self.capacity} reached; nothing changed")
-        if self.state is None:  # random phase: becomes a seed point of the campaign state
-            self._seed.append((p["index"], v))
-        else:
-            dec = eqx.tree_at(
-                lambda d: (d.index, d.x, d.acq),
-                self._latest,
-                (
-                    jnp.asarray([p["index"]], jnp.int32),
-                    jnp.asarray(p["x"][None]),
-                    jnp.asarray([p["acq"]], self.C.dtype),
-                ),
-            )
-            self.state = record_jit(
-                self.state, self.config, dec, jnp.asarray([v], self.C.dtype), self.problem
-            )
-        del self.pending[sid]
-        self.done[sid] = {"index": p["index"], "x": p["x"], "y": v}
-        self._log("measurement", step=len(self.done) - 1, id=sid, index=p["index"], x=p["x"], y=v)
+        x = self.C[p["index"]]
+        if self.state is None:  # random phase: a seed point of the campaign state to come
+            self._write("measurement", step=INIT, id=sid, index=p["index"], x=x, y=v)
+            return
+        self._record(sid, p["index"], p["acq"], v, measure=True)
+
+    def _record(self, sid: str, index: int, acq: float, y: float, measure=False) -> None:
+        """One model-phase step: ``record`` with the decision that proposed ``sid`` (or, for a
+        point without one, a seed-phase suggestion, the decision from the state now)."""
+        t, g = int(self.state.step), self.log.group_of.get(sid)
+        dec = self._decisions.get(g)
+        if dec is None:
+            g, dec = None, decide_jit(self.state, self.config, self.problem)
+        policy = int(self.state.policy.rule)
+        state = commit_state(
+            self.state, self.config, dec, [index], [acq], [y], policy, self.problem
+        )
+        if measure:
+            self._write("measurement", step=t, id=sid, index=index, x=self.C[index], y=y)
+        a = acq if math.isfinite(acq) else str(acq)
+        self._write("commit", step=t, ids=[sid], index=[index], acq=[a], policy=policy, decision=g)
+        self.state = state
+        self._prune()
+
+    def _prune(self) -> None:
+        live = self.log.live_groups()
+        self._decisions = {k: d for k, d in self._decisions.items() if k in live}
 
     def register_failure(self, sid: str, reason: str, *, exclude: bool = True) -> None:
         """Record that ``sid`` could not be measured; its candidate is excluded (``exclude``)."""
         p = self._check_id(sid)
-        del self.pending[sid]
-        self.done[sid] = {"index": p["index"], "x": p["x"], "failed": str(reason)}
-        if exclude:
-            self.failed[p["index"]] = True
-        self._log(
+        self._write(
             "failure",
-            step=len(self.done) - 1,
+            step=INIT if self.state is None else int(self.state.step),
             id=sid,
             index=p["index"],
-            x=p["x"],
+            x=self.C[p["index"]],
             reason=str(reason),
             exclude=bool(exclude),
         )
-
-    @property
-    def failures(self) -> dict[str, str]:
-        return {k: v["failed"] for k, v in self.done.items() if "failed" in v}
+        self._prune()
 
     def best(self, k: int = 1) -> list[dict]:
         """The ``k`` best measured points (largest ``y``, or smallest when minimising)."""

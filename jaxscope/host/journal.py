@@ -2,21 +2,10 @@
 
 One line per event; a line is durable (``flush`` + ``os.fsync``) before :meth:`Journal.append`
 returns, so a campaign killed at any instant keeps every measurement whose ``append`` returned.
-Events the host runner writes:
-
-==============  =============================================================================
-``kind``        fields
-==============  =============================================================================
-``start``       config summary, seed, problem (first line of a journal)
-``request``     ``step``, ``id``, ``x`` — a point was chosen and sent to the instrument
-``measurement`` ``step``, ``id``, ``x``, ``y``, ``time``, ``duration`` — the instrument answered
-``failure``     ``step``, ``id``, ``x``, ``reason`` — the instrument raised; never dropped
-``veto``        ``step``, ``index``, ``x``, ``reason`` — a hook refused a chosen point
-``add``         ``step``, ``id``, ``index``, ``x`` — a hook asked for a point to be measured
-``acquisition`` ``step``, ``policy``, ``name`` — a hook changed the acquisition
-``commit``      ``step``, ``ids``, ``index``, ``acq``, ``policy`` — the step's batch is complete
-``stop``        ``step``, ``reason``
-==============  =============================================================================
+The event kinds are :data:`KINDS` (``start``, ``request``, ``measurement``, ``failure``,
+``veto``, ``add``, ``acquisition``, ``commit``, ``stop``, ``note``); their fields and meanings,
+one schema for both host drivers (the runner and the agent), are documented once, in the table of
+:mod:`jaxscope.host.events`.
 
 Every line carries ``seq`` (0, 1, 2, … in file order) and ``crc`` (CRC-32 of the line's JSON
 without ``crc``), so a torn or edited line is detected. A line torn by a kill in the middle of a

@@ -7,21 +7,24 @@ compiled runner scans, ``decide`` and ``record`` (each ``jit``-compiled once):
           \quad s_{t+1} = \mathrm{record}(s_t, d_t, y_t)
 
 Between them it talks to the world, and writes every event to an append-only, fsync'ed journal
-(:mod:`jaxscope.journal`) *before* the next decision: ``request`` (a point sent to the instrument,
-with its suggestion id), ``measurement`` (step, id, coordinates, value, time) or ``failure`` (the
-instrument raised or returned NaN: registered, never dropped; after ``retries`` failures the point
-is excluded and the step decides again), hook events (``veto``, ``add``, ``acquisition``, ``stop``)
-and one ``commit`` per step, the ids, indices and acquisition values that :func:`record` stores.
+(:mod:`jaxscope.host.journal`) *before* the next decision: ``request`` (a point sent to the
+instrument, with its id), ``measurement`` (step, id, coordinates, value, duration) or ``failure``
+(the instrument raised or returned NaN: registered, never dropped; the failure that exceeds
+``retries`` excludes the point, ``exclude: true``, and the step decides again), hook events
+(``veto``, ``add``, ``acquisition``, ``stop``) and one ``commit`` per step, the ids, indices and
+acquisition values that :func:`record` stores.
 
 The ``num_init`` seed points are random candidates measured by the instrument too (journaled with
-step ``-1``). Resume: everything host-side (exclusions, failure counts, queued points, active
-acquisition) is a fold over the journal (:class:`~jaxscope.host.events.HostLog`), the same
-function applied live and on replay. The campaign state is
-restored from the latest orbax checkpoint (:mod:`jaxscope.checkpoint`) and the committed steps
-after it are replayed through ``decide``/``record`` with the journaled values, so no measurement
-is repeated or lost and, for the same seed, a run killed with SIGKILL and resumed ends bit-for-bit
-in the state of an uninterrupted run. A measurement journaled but not yet committed is reused,
-not measured again.
+step ``INIT = -1``). The journal's schema is the agent's too (:mod:`jaxscope.host.events`): a
+runner resumes an agent's journal and the other way round. Resume: everything host-side
+(exclusions, failure counts, pending and queued points, active acquisition) is a fold over the
+journal (:class:`~jaxscope.host.events.HostLog`), the same function applied live and on replay;
+the campaign state is restored from the latest orbax checkpoint
+(:mod:`jaxscope.host.checkpoint`) and the committed steps after it are replayed by
+:func:`~jaxscope.host.session.replay_state` with the journaled values, so no measurement is
+repeated or lost and, for the same seed, a run killed with SIGKILL and resumed ends bit-for-bit in
+the state of an uninterrupted run. A request journaled but never answered is measured first,
+under its id; a measurement journaled but not yet committed is reused, not measured again.
 
 Hooks ``hook(ctx: HookContext)`` run after every decision and may veto proposed points, add
 points to measure now, switch the acquisition (an index into ``config.policy.rules`` or a name),
@@ -45,16 +48,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..campaign import CampaignConfig, CampaignState, Decision, decide, init, record
-from ..instruments import GuardedProblem, Problem
-from ..runtime.jit import jit
+from ..campaign import CampaignConfig, CampaignState, Decision
+from ..instruments import GuardedProblem
 from .checkpoint import StateCheckpointer
-from .events import INIT, HostLog
+from .events import INIT, HostLog, check_settings
 from .hooks import HookContext
 from .journal import Journal
+from .session import commit_state, decide_jit, host_view, initial_state, record_jit, replay_state
 
-decide_jit = jit(decide)
-record_jit = jit(record)
+__all__ = ["HostRunner", "decide_jit", "record_jit"]
 
 
 def _num(v: Any) -> float | str:
@@ -70,7 +72,8 @@ class HostRunner:
         problem: anything with ``candidates`` (a Simulator, or an array of candidates); its
             ``truth``/``cost``, when present, feed the history's RMSE and cost.
         directory: where ``journal.jsonl`` and ``checkpoints/`` live; an existing journal is
-            resumed (its settings must match).
+            resumed (its settings must match), an agent's too (:class:`~jaxscope.host.agent.
+            Agent`, with ``q = 1``): its pending suggestions are measured first.
         num_steps, num_init, seed: campaign length, random seed points, PRNG seed.
         hooks: callables ``hook(ctx: HookContext)``.
         retries: failed attempts at a point before it is excluded.
@@ -95,14 +98,10 @@ class HostRunner:
         max_attempts: int = 100,
         meta: dict | None = None,
     ):
+        self.view = host_view(problem)  # TypeError for anything but a problem or candidates
         if isinstance(problem, np.ndarray | jax.Array):
-            problem = GuardedProblem(jnp.asarray(problem), jnp.ones(len(problem), bool))
-        if not isinstance(problem, Problem):
-            raise TypeError(
-                f"problem must be a jaxscope.instruments.Problem or an array of candidates, "
-                f"got {type(problem).__name__}"
-            )
-        self.C = np.asarray(problem.candidates)
+            problem = self.view
+        self.C = np.asarray(self.view.candidates)
         if not 1 <= num_init <= len(self.C) or num_steps < 1:
             raise ValueError(f"need 1 <= num_init <= {len(self.C)} and num_steps >= 1")
         self.config, self.problem, self.hooks = config, problem, list(hooks)
@@ -112,30 +111,28 @@ class HostRunner:
         self.directory = os.fspath(directory)
         self.journal = Journal(os.path.join(self.directory, "journal.jsonl"))
         self.checkpoints = StateCheckpointer(os.path.join(self.directory, "checkpoints"))
-        key = jax.random.key(self.seed)
-        self._order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 0), len(self.C)))
-        self._state_key = jax.random.fold_in(key, 1)
-        settings = {
-            "num_steps": self.num_steps,
-            "num_init": self.num_init,
+        key = jax.random.fold_in(jax.random.key(self.seed), 0)
+        self._order = np.asarray(jax.random.permutation(key, len(self.C)))
+        self.settings = {
+            "driver": "runner",
             "seed": self.seed,
+            "num_init": self.num_init,
             "q": config.q,
             "m": len(self.C),
             "d": self.C.shape[1],
             "dtype": str(self.C.dtype),
+            "num_steps": self.num_steps,
             "surrogate": type(config.surrogate).__name__,
-            **(meta or {}),
+            "max_pending": config.q,  # a runner has at most one step's points out at once
+            "meta": dict(meta or {}),
         }
         self.log = HostLog(len(self.C), self.retries)
-        if not self.journal.records:
-            self.journal.append("start", settings=settings)
-        elif self.journal.records[0].get("settings") != settings:
-            raise ValueError(
-                f"journal in {self.directory} was written with settings "
-                f"{self.journal.records[0].get('settings')}, not {settings}"
-            )
+        where = f"journal in {self.directory}"
+        fresh = check_settings(self.journal.records, self.settings, where)
         for r in self.journal.records:
             self._apply(r)
+        if fresh:  # a new journal, or an agent's: what follows is this runner's
+            self._emit("start", settings=self.settings)
 
     # --- host-side state: a fold over journal records (jaxscope.host.events) -----------------
     def _apply(self, r: dict) -> None:
@@ -174,22 +171,20 @@ class HostRunner:
     # --- the loop --------------------------------------------------------------------------------
     def problem_view(self, extra_excluded=()) -> GuardedProblem:
         """The problem as decisions see it now: candidates masked by vetoes and failures."""
-        mask = self.log.mask.copy()
+        mask = np.asarray(self.view.mask) & self.log.mask
         mask[list(extra_excluded)] = False
-        inner = self.problem.inner if isinstance(self.problem, GuardedProblem) else self.problem
-        return GuardedProblem(
-            jnp.asarray(self.C), jnp.asarray(mask), inner, bool(self.problem.maximize)
-        )
+        return dataclasses.replace(self.view, mask=jnp.asarray(mask))
 
     def _measure(self, instrument, step: int, rows: list[dict]) -> bool:
         """Request, measure, journal; returns True when every row has a value."""
         todo = [r for r in rows if r["y"] is None]
-        # ids follow the count of answered requests: a request left unanswered by a kill is
-        # re-issued, identical, under the same id when the campaign resumes
+        # ids follow the count of ids issued (a function of the journal): a resumed run hands
+        # out the ids an uninterrupted one would; a request left unanswered by a kill is
+        # pending in the fold and measured under its own id
         fresh = [r for r in todo if "id" not in r]
+        decision, first = len(self.log.groups), self.log.issued
         for j, r in enumerate(fresh):
-            r["id"] = f"m{self.log.resolved + j:06d}"
-        for r in fresh:
+            r["id"] = f"m{first + j:06d}"
             self._emit(
                 "request",
                 step=step,
@@ -197,6 +192,8 @@ class HostRunner:
                 index=r["index"],
                 x=self.C[r["index"]],
                 acq=_num(r.get("acq", np.nan)),
+                decision=decision,
+                batch=len(fresh),
             )
         if not todo:
             return True
@@ -220,6 +217,7 @@ class HostRunner:
                     index=r["index"],
                     x=self.C[r["index"]],
                     reason=e,
+                    exclude=bool(self.log.failures[r["index"]] >= self.retries),
                     duration=dt,
                 )
             else:
@@ -235,37 +233,35 @@ class HostRunner:
         return not any(errors)
 
     def _init_state(self, instrument) -> CampaignState:
-        while len(self.log.init_ids) < self.num_init:
+        log = self.log
+        while not log.init_committed and len(log.init_ids) < self.num_init:
             if instrument is None:
                 raise RuntimeError("the journal holds no complete seed phase; give an instrument")
-            taken = {self.log.index_of[i] for i in self.log.init_ids}
-            free = [int(i) for i in self._order if self.log.mask[i] and i not in taken]
-            need = self.num_init - len(self.log.init_ids)
-            if len(free) < need:
+            # seed requests journaled but unanswered (a kill, or an agent's random phase) first
+            out = [p for p in log.pending.values() if p["step"] == INIT]
+            need = self.num_init - len(log.init_ids)
+            rows = [{"id": p["id"], "index": p["index"], "y": None} for p in out[:need]]
+            taken = {log.index_of[i] for i in log.init_ids} | {p["index"] for p in out}
+            free = [int(i) for i in self._order if log.mask[i] and i not in taken]
+            if len(free) < need - len(rows):
                 raise RuntimeError("not enough measurable candidates for the seed points")
-            self._measure(instrument, INIT, [{"index": i, "y": None} for i in free[:need]])
-        ids = self.log.init_ids[: self.num_init]
-        if not self.log.init_committed:
-            self._emit("commit", step=INIT, ids=ids)
-        X0 = self.C[[self.log.index_of[i] for i in ids]]
-        y0 = np.asarray([self.log.values[i] for i in ids], self.C.dtype)
-        return init(
-            self.config, self.problem, X0, y0, num_steps=self.num_steps, key=self._state_key
-        )
+            rows += [{"index": i, "y": None} for i in free[: need - len(rows)]]
+            self._measure(instrument, INIT, rows)
+        if not log.init_committed:
+            self._emit("commit", step=INIT, ids=log.init_ids[: self.num_init])
+        return initial_state(self.config, self.view, log, num_steps=self.num_steps, seed=self.seed)
 
     def _commit(self, state, decision: Decision, rows: list[dict]) -> CampaignState:
-        index = np.asarray([r["index"] for r in rows], np.int32)
-        acq = np.asarray([float(r["acq"]) for r in rows], self.C.dtype)
-        y = np.asarray([self.log.values[r["id"]] for r in rows], self.C.dtype)
-        dec = eqx.tree_at(
-            lambda d: (d.index, d.x, d.acq),
+        return commit_state(
+            state,
+            self.config,
             decision,
-            (jnp.asarray(index), jnp.asarray(self.C[index]), jnp.asarray(acq)),
+            [r["index"] for r in rows],
+            [float(r["acq"]) for r in rows],
+            [self.log.values[r["id"]] for r in rows],
+            rows[0]["policy"],
+            self.problem_view(),
         )
-        state = eqx.tree_at(
-            lambda s: s.policy.rule, state, jnp.asarray(rows[0]["policy"], jnp.int32)
-        )
-        return record_jit(state, self.config, dec, jnp.asarray(y), self.problem_view())
 
     def _restore(self, state0) -> CampaignState:
         state = state0
@@ -273,16 +269,17 @@ class HostRunner:
             step, state, _ = self.checkpoints.restore(template=state0)
             if step > len(self.log.commits):
                 raise RuntimeError(f"checkpoint at step {step} is ahead of the journal")
-        for c in self.log.commits[int(state.step) :]:  # replay committed steps, no measuring
-            if c["step"] != int(state.step):
-                raise RuntimeError(f"journal commit for step {c['step']} at step {int(state.step)}")
-            decision = decide_jit(state, self.config, self.problem_view())
-            rows = [
-                {"id": i, "index": k, "acq": a, "policy": c["policy"]}
-                for i, k, a in zip(c["ids"], c["index"], c["acq"], strict=True)
-            ]
-            state = self._commit(state, decision, rows)
-        return state
+        # the committed steps after the checkpoint, with the journaled values (no measuring)
+        return replay_state(
+            self.journal.records,
+            self.config,
+            self.view,
+            num_steps=self.num_steps,
+            seed=self.seed,
+            retries=self.retries,
+            state=state,
+            where=f"journal in {self.directory}",
+        ).state
 
     def run(self, instrument=None, max_steps: int | None = None) -> CampaignState:
         """Run (or resume) until ``num_steps`` steps, a hook's stop, or ``max_steps`` more steps."""
@@ -327,7 +324,8 @@ class HostRunner:
             state = eqx.tree_at(
                 lambda s: s.policy.rule, state, jnp.asarray(self.log.policy, jnp.int32)
             )
-            decision = decide_jit(state, self.config, self.problem_view([f["index"] for f in forced]))
+            view = self.problem_view([f["index"] for f in forced])
+            decision = decide_jit(state, self.config, view)
             scores = np.asarray(decision.scores)
             rows = [dict(f) for f in forced]
             own = np.asarray(decision.index)[: q - len(forced)]
@@ -367,6 +365,7 @@ class HostRunner:
                 index=[r["index"] for r in rows],
                 acq=[_num(r["acq"]) for r in rows],
                 policy=self.log.policy,
+                decision=None,  # this step's own decision, made from the state before it
             )
             return self._commit(state, decision, rows)
         raise RuntimeError(

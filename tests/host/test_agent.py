@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -186,6 +187,11 @@ def _play(agent, script, value):
 
 def _snapshot(agent):
     st = agent.state
+    leaves = [  # the whole state, the surrogate state included (keys through their data)
+        np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+                   else x).tobytes()
+        for x in jax.tree.leaves(st)
+    ]  # fmt: skip
     return (
         {k: (v["index"], v.get("y"), v.get("failed")) for k, v in agent.done.items()},
         {k: v["index"] for k, v in agent.pending.items()},
@@ -194,6 +200,7 @@ def _snapshot(agent):
         np.asarray(st.measured).tobytes(),
         agent.failed.tobytes(),
         agent._counter,
+        leaves,
     )
 
 

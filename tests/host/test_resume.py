@@ -60,17 +60,10 @@ def assert_same_state(a, b):
 
 
 def events(records):
-    """Journal content without wall-clock fields; an unanswered request re-issued on resume
-    under the same id appears once."""
-    out, seen = [], set()
-    for r in records:
-        r = {k: v for k, v in r.items() if k not in ("time", "duration", "seq")}
-        if r["kind"] == "request":
-            if r["id"] in seen:
-                continue
-            seen.add(r["id"])
-        out.append(r)
-    return out
+    """Journal content without wall-clock fields. Nothing is deduplicated: a request left
+    unanswered by a kill is pending in the fold and measured on resume under its id, never
+    requested again, so the resumed journal must equal the uninterrupted one line for line."""
+    return [{k: v for k, v in r.items() if k not in ("time", "duration", "seq")} for r in records]
 
 
 @pytest.fixture(scope="module")
