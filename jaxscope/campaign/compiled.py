@@ -63,7 +63,7 @@ def run_campaign(
 
     Pure in ``key``, ``problem``'s arrays and ``policy`` (the index of the active rule in
     ``config.policy.rules``): ``jax.vmap`` over them runs many seeds, problems and strategies at
-    once (see :mod:`jaxscope.strategies`).
+    once (see :mod:`jaxscope.campaign.strategies`).
     """
     state = init_random(key, config, problem, num_init, num_steps=num_steps)
     state = eqx.tree_at(lambda s: s.policy.rule, state, jnp.asarray(policy, jnp.int32))

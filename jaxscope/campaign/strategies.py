@@ -1,9 +1,10 @@
 r"""Strategy benchmark: acquisitions × problems × seeds as one ``vmap``-ped, compiled program.
 
 Every (strategy, problem, seed) triple is one independent campaign
-(:func:`jaxscope.compiled.run_campaign`): the strategy is the state's ``policy`` (an index into
-``config.acquisitions``, chosen by ``lax.switch``), the problem a :class:`GridProblem` (tabulated
-ground truth on a shared grid, so problems stack into one pytree), the seed a PRNG key. The flat
+(:func:`jaxscope.campaign.run_campaign`): the strategy is the policy state's active rule (an
+index into ``config.policy.rules``, chosen by ``lax.switch``), the problem a
+:class:`~jaxscope.instruments.GridProblem` (tabulated ground truth on a shared grid, so problems
+stack into one pytree), the seed a PRNG key. The flat
 batch of ``A·P·S`` campaigns is ``vmap``-ped (in chunks inside ``lax.map``; on CPU one campaign
 at a time, see :func:`run_strategies`); with a device mesh it is split across devices by
 ``jax.shard_map`` (each device runs its slice; campaigns never communicate), so the result does
@@ -12,7 +13,7 @@ not depend on the number of devices.
 Seeds use common random numbers: campaign ``(a, p, s)`` starts from the same seed points and noise
 key for every strategy ``a``, so strategies are compared on identical draws.
 
-Metrics per step (:func:`jaxscope.compiled.campaign_metrics`): simple regret, fraction of the
+Metrics per step (:func:`jaxscope.campaign.campaign_metrics`): simple regret, fraction of the
 top-1 % candidates found, RMSE of the predictive mean over the grid.
 
 Example:

@@ -1,4 +1,4 @@
-r"""Acquisition rules: pure functions of a :class:`~jaxscope.predictive.Predictive`.
+r"""Acquisition rules: pure functions of a :class:`~jaxscope.gp.Predictive`.
 
 Every rule has the signature ``fn(pred, *, best=None, key=None, maximize=True, **kw) -> (m,)``
 and returns one score per candidate, **higher = better** (argmax picks the next point). With
@@ -18,7 +18,7 @@ rule            marginalisation over samples
 ``weighted``,
 ``mean``
 ``thompson``    argmax of one joint draw from the mixture (``pred.draws``)
-``kg``          average of the per-sample knowledge gradients (:mod:`jaxscope.lookahead`)
+``kg``          average of the per-sample knowledge gradients (:mod:`jaxscope.decide.lookahead`)
 =============== ============================================================================
 
 Expected improvement is written with :math:`z = (\mu - f^* - \xi)/\sigma` as

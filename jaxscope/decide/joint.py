@@ -71,7 +71,7 @@ def select_joint(
 
     Args:
         post: a posterior, or a batch of them (hyperparameter samples): the draws then follow the
-            mixture (:func:`~jaxscope.predictive.posterior_draws`).
+            mixture (:func:`~jaxscope.gp.posterior_draws`).
         Xc: ``(m, d)`` candidates.
         kind: ``"qei"`` (needs ``best``) or ``"qucb"``.
         num_draws: joint draws over the subset (the same draws score every candidate batch).

@@ -24,7 +24,7 @@ Everything a policy computes is in **utility** units (original units, larger is 
 a penalty of 1 divides EI by ``e``).
 
 Example:
-    >>> policy = make_policy(["logei", "ucb"], penalties=[RecentPointsMemory(5, dscale=0.1)])
+    >>> policy = make_policy(["logei", "ucb"], penalties=[RecentPointsMemory(k=5, dscale=0.1)])
     >>> pstate = policy.init(C)
 """
 
@@ -85,50 +85,44 @@ class FunctionPenalty(Penalty):
         return self.fn(scores, ctx)
 
 
-def _remember(mem: P.RecentPoints, x):
-    for i in range(x.shape[0]):
-        mem = P.memory_update(mem, x[i])
-    return mem
+class MemoryPenalty(Penalty):
+    """A penalty whose state is the last ``k`` chosen points (newest first)."""
 
-
-class RecentPointsMemory(Penalty):
-    r"""GPim's memory: forbid candidates closer than :math:`d\,\gamma^{a}` to the point chosen
-    ``a`` steps ago, for the last ``k`` points."""
-
-    k: int = eqx.field(static=True, default=5)
-    dscale: float = 0.1
-    gamma: float = 0.8
+    k: int = eqx.field(static=True, default=5, kw_only=True)
 
     def init(self, candidates):
         return P.memory_init(self.k, candidates.shape[1], candidates.dtype)
+
+    def update(self, state, x):
+        for i in range(x.shape[0]):
+            state = P.memory_update(state, x[i])
+        return state
+
+
+class RecentPointsMemory(MemoryPenalty):
+    r"""GPim's memory: forbid candidates closer than :math:`d\,\gamma^{a}` to the point chosen
+    ``a`` steps ago, for the last ``k`` points."""
+
+    dscale: float = 0.1
+    gamma: float = 0.8
 
     def apply(self, scores, ctx, state):
         ok = P.memory_mask(state, ctx.candidates, dscale=self.dscale, gamma=self.gamma)
         return jnp.where(ok, scores, -jnp.inf)
 
-    def update(self, state, x):
-        return _remember(state, x)
 
-
-class InverseDistance(Penalty):
+class InverseDistance(MemoryPenalty):
     r"""Soft repulsion :math:`\lambda\sum_a 1/((1 + \lVert x - p_a\rVert/\ell)(1 + a))` from the
     last ``k`` chosen points."""
 
-    k: int = eqx.field(static=True, default=5)
     factor: float = 1.0
     scale: float = 1.0
-
-    def init(self, candidates):
-        return P.memory_init(self.k, candidates.shape[1], candidates.dtype)
 
     def apply(self, scores, ctx, state):
         pen = P.inverse_distance_penalty(
             state, ctx.candidates, factor=self.factor, scale=self.scale
         )
         return scores - pen
-
-    def update(self, state, x):
-        return _remember(state, x)
 
 
 class TravelCost(Penalty):

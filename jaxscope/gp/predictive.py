@@ -12,7 +12,7 @@ which is what every acquisition rule marginalises over (exactly, sample by sampl
 Builders: :func:`from_moments` (arrays), :func:`from_posterior` (a :class:`~jaxscope.gp.Posterior`
 or a batch of them with a leading sample axis), :func:`from_cache` (a
 :class:`~jaxscope.gp.PredictiveCache`, possibly batched), :func:`from_model` (MAP parameters) and
-:func:`from_samples` (hyperparameter samples, e.g. from :func:`~jaxscope.inference.fit_nuts`).
+:func:`from_samples` (hyperparameter samples, e.g. from :func:`~jaxscope.gp.fit_nuts`).
 
 The builders are compiled with ``equinox.filter_jit`` (arrays traced, everything else static), so
 eager calls in a notebook cost one compilation per shape, not one per primitive.
@@ -239,9 +239,9 @@ def from_samples(
     """Predictive marginalised over hyperparameter samples (one row per sample).
 
     Args:
-        model: a :class:`~jaxscope.model.GPModel` (anything with ``build(params) -> GP``).
+        model: a :class:`~jaxscope.gp.GPModel` (anything with ``build(params) -> GP``).
         samples: a dict of arrays with one leading sample axis, or a
-            :class:`~jaxscope.inference.NUTSResult` (its ``(chain, draw)`` axes are flattened).
+            :class:`~jaxscope.gp.NUTSResult` (its ``(chain, draw)`` axes are flattened).
         obs, Xc: data and ``(m, d)`` candidates.
         kw: passed to :func:`from_posterior` (``chunk_size``, ``key``, ``num_draws``, ...).
     """

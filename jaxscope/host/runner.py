@@ -265,10 +265,11 @@ class HostRunner:
 
     def _restore(self, state0) -> CampaignState:
         state = state0
-        if self.checkpoints.latest_step() is not None:
-            step, state, _ = self.checkpoints.restore(template=state0)
-            if step > len(self.log.commits):
-                raise RuntimeError(f"checkpoint at step {step} is ahead of the journal")
+        # the journal is the truth: a checkpoint after its last commit (the commit line was torn
+        # by a kill after the checkpoint was written) is passed over for an earlier one
+        usable = [t for t in self.checkpoints.all_steps() if t <= len(self.log.commits)]
+        if usable:
+            _, state, _ = self.checkpoints.restore(template=state0, step=max(usable))
         # the committed steps after the checkpoint, with the journaled values (no measuring)
         return replay_state(
             self.journal.records,

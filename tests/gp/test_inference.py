@@ -378,7 +378,10 @@ def test_user_model_family_passes_the_type_checks():
     r = fit_nuts(user, obs, jax.random.key(0), num_warmup=150, num_samples=300)
     r_ref = fit_nuts(inner, obs, jax.random.key(1), num_warmup=150, num_samples=300)
     for k in ("lengthscale", "variance"):
-        a, b = np.log(np.asarray(r.samples[k]).ravel()), np.log(np.asarray(r_ref.samples[k]).ravel())
+        a, b = (
+            np.log(np.asarray(r.samples[k]).ravel()),
+            np.log(np.asarray(r_ref.samples[k]).ravel()),
+        )
         se = np.sqrt(a.var() / 30 + b.var() / 30)  # ESS >= 30 of 300 draws, conservatively
         assert abs(a.mean() - b.mean()) < 4 * se, (k, a.mean(), b.mean(), se)
     sim = ThreeGaussians(noise=0.01, size=6)

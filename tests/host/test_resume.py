@@ -163,3 +163,24 @@ def test_resume_refuses_other_settings(tmp_path, reference):
             progress=False,
         )
     shutil.rmtree(tmp_path / "checkpoints", ignore_errors=True)
+
+
+def test_finished_run_with_a_torn_last_line_resumes(tmp_path, reference):
+    """A finished run whose last journal line (the final commit) was torn by a kill after the
+    last checkpoint was written: the journal is the truth, so the run passes over the checkpoint
+    that is ahead of it, commits the step again from the journaled measurement (nothing is
+    measured again) and ends in the uninterrupted state."""
+    ref_state, ref_records, config, ref_dir = reference
+    shutil.copytree(ref_dir, tmp_path / "run")
+    journal = tmp_path / "run" / "journal.jsonl"
+    data = journal.read_bytes()
+    last = data.rstrip(b"\n").rfind(b"\n") + 1
+    assert read_journal(journal)[-1]["kind"] == "commit"
+    journal.write_bytes(data[: last + (len(data) - last) // 2])  # half a line, no newline
+    runner, inst = build(tmp_path / "run", config=config)
+    assert runner.checkpoints.latest_step() == NUM_STEPS  # ahead of the journal's commits
+    with runner:
+        state = runner.run(inst)
+    assert inst.calls == 0  # nothing measured again
+    assert_same_state(state, ref_state)
+    assert events(read_journal(journal)) == events(ref_records)
