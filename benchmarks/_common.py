@@ -1,12 +1,14 @@
 """Shared benchmark helpers: timing with compile accounting, statistics, JSON results.
 
-Compile accounting follows ``../shared/anchors/gpax/common.py``: JAX emits duration events for
+Compile accounting (the same as ``_peers/peer_timer.py`` inside the peers' venvs): JAX emits
+duration events for
 tracing (``jaxpr_trace_duration``), lowering (``jaxpr_to_mlir_module_duration``) and XLA
 compilation (``backend_compile_duration``); a :class:`Timer` reports the length of the union of
 those intervals inside its block (nested traces are not double-counted), the number of XLA
 compilations, the names of the compiled functions and persistent-cache hits.
 
-Results are written in the one format of ``../shared/BENCHMARKS.md`` by :func:`write_results`.
+Results are written in one format by :func:`write_results` (``benchmarks/README.md`` describes
+it: suite, command, date, device, versions and records with times, ratios and quality).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-SHARED = os.path.normpath(os.path.join(REPO, "..", "shared"))
 
 # Single-threaded OpenBLAS for every process of a run (jaxscope, floors and peers alike).
 # jax's CPU Cholesky / triangular solves call LAPACK through SciPy's OpenBLAS, whose worker

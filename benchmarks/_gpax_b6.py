@@ -1,6 +1,6 @@
 """gpax side of protocol B6 (run in the gpax venv; our code, gpax is only imported).
 
-Same protocol as ../shared/anchors/gpax/b6_bo_loop.py with a seed argument: 25x25 grid (or
+Protocol B6 with a seed argument: 25x25 grid (or
 SIDE), 10 random seed points (RandomState(seed)), noise 0.05, STEPS steps of (gpax.ExactGP RBF
 fitted by NUTS NS/NS -> gpax.acquisition.UCB(beta=4, maximize=True, noiseless=True) -> argmax
 over unmeasured candidates -> measure). Prints one JSON line: loop wall time, per-step times,

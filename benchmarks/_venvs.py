@@ -8,7 +8,7 @@ this order and created under ``benchmarks/.venvs/<name>`` (gitignored) when miss
 2. ``benchmarks/.venvs/<name>``;
 3. a new venv there, installed with the recipe below (log in ``benchmarks/.venvs/<name>.log``).
 
-Recipes: gpax from ``../shared/anchors/gpax/pip-freeze.txt``; tinygp with ``jax[cpu]==0.10.2``;
+Recipes: gpax from ``_peers/gpax-requirements.txt`` (its pins: jax 0.6.2, numpyro 0.19); tinygp with ``jax[cpu]==0.10.2``;
 botorch with ``torch==2.13.0`` first, then ``botorch[fully-bayesian]`` (its NUTS runs on
 NumPyro). A venv whose probe import fails is reported as an error string, never silently used.
 """
@@ -19,9 +19,9 @@ import os
 import subprocess
 import sys
 
-from _common import HERE, SHARED
+from _common import HERE
 
-GPAX_FREEZE = os.path.join(SHARED, "anchors", "gpax", "pip-freeze.txt")
+GPAX_FREEZE = os.path.join(HERE, "_peers", "gpax-requirements.txt")
 
 RECIPES: dict[str, list[list[str]]] = {
     "gpax": [["-r", GPAX_FREEZE]],

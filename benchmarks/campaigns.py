@@ -1,6 +1,6 @@
 """Campaign benchmarks: gpax B6, decision latency, strategy batch, sharding, BoTorch qEI.
 
-Writes ``benchmarks/results/campaigns.json`` (format: ../shared/BENCHMARKS.md) plus strategy
+Writes ``benchmarks/results/campaigns.json`` (format: benchmarks/README.md) plus strategy
 plots and per-step metrics in ``benchmarks/results/strategies/``.
 
     python benchmarks/campaigns.py            # full mode (tens of minutes on 2 shared cores)

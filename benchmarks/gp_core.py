@@ -1,5 +1,5 @@
 """Core GP benchmarks (issue 2): likelihood, prediction, gpax/BoTorch protocols, NUTS refits, cache,
-real BE-PFM reconstruction. Writes ``benchmarks/results/gp_core.json`` (``../shared/BENCHMARKS.md``).
+real BE-PFM reconstruction. Writes ``benchmarks/results/gp_core.json`` (format: ``benchmarks/README.md``).
 
     python benchmarks/gp_core.py --full     # the figures in benchmarks/README.md (~30-40 min)
     python benchmarks/gp_core.py --quick    # smoke check, a few minutes -> results/gp_core_quick.json
@@ -33,8 +33,10 @@ import numpy as np
 C.register_listeners()
 THIS = os.path.abspath(__file__)
 PEERS_DIR = os.path.join(C.HERE, "_peers")
-ANCHORS = os.path.join(C.SHARED, "anchors", "gpax")
-BEPFM = os.path.join(C.SHARED, "data", "bepfm_test_data.npy")
+# real measured data, optional: on our machines beside the clone; the record is skipped without it
+BEPFM = os.environ.get(
+    "JAXSCOPE_BEPFM", os.path.join(C.REPO, "..", "shared", "data", "bepfm_test_data.npy")
+)
 
 RECORD_NAMES = [
     "nll_grad_N1000",
@@ -67,7 +69,7 @@ def f2(X):
 
 
 def gpax_data(which: str, n_extra: int = 0):
-    """The anchor protocols' data (``b1_b2_exactgp.py``): B1 1-D N=50, B2 2-D N=200."""
+    """The protocols' data (as ``_peers/gpax_b1_b2.py``): B1 1-D N=50, B2 2-D N=200."""
     rs = np.random.RandomState(0)
     if which == "b1":
         n = 50 + n_extra
@@ -564,37 +566,32 @@ def bench_bepfm(frac: float = 0.3, steps: int = MAP_STEPS) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Protocol benchmarks with peers
 # ---------------------------------------------------------------------------------------------
-def _anchor_dir() -> str:
+def _gpax_dir() -> str:
+    """A scratch folder with the gpax runners of ``_peers/`` (run with gpax's own Python)."""
     d = tempfile.mkdtemp(prefix="gp_core_gpax_")
-    for f in ("common.py", "b1_b2_exactgp.py"):
-        shutil.copy(os.path.join(ANCHORS, f), d)
-    shutil.copy(os.path.join(PEERS_DIR, "gpax_growing.py"), d)
-    for f in os.listdir(d):
+    for f in ("peer_timer.py", "gpax_b1_b2.py", "gpax_growing.py"):
+        shutil.copy(os.path.join(PEERS_DIR, f), d)
         os.chmod(os.path.join(d, f), 0o644)
     return d
 
 
-def run_gpax_anchor(
+def run_gpax_protocol(
     gpax_py, which: str, repeats: int, timeout: int, blas_default: bool = False
 ) -> dict:
-    d = _anchor_dir()
+    d = _gpax_dir()
     try:
         out = subprocess.run(
-            [gpax_py, "b1_b2_exactgp.py", which, str(repeats)],
+            [gpax_py, "gpax_b1_b2.py", which, str(repeats)],
             cwd=d,
             env=C.bench_env(blas_default),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
-        path = os.path.join(d, "results", f"{which}.json")
-        if not os.path.exists(path):
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("{")]
+        if out.returncode != 0 or not lines:
             return {"error": f"gpax {which} exit {out.returncode}: {out.stderr[-1500:]}"}
-        with open(path) as f:
-            data = json.load(f)
-        if out.returncode != 0:
-            data["error"] = f"exit {out.returncode}: {out.stderr[-800:]}"
-        return data
+        return json.loads(lines[-1])
     except subprocess.TimeoutExpired:
         return {"error": f"gpax {which} timed out after {timeout} s"}
     finally:
@@ -613,7 +610,7 @@ def as_shipped(js_runs, gpax_runs) -> dict:
     g = [r for r in gpax_runs if "fit" in r]
     out = {
         "what": "the same protocol with neither process setting OPENBLAS_NUM_THREADS (each "
-        "library as a user who sets nothing runs it; the anchor scripts run gpax this way). "
+        "library as a user who sets nothing runs it). "
         "Information only: the target is judged on the pinned, equal-environment runs above.",
     }
     if js and g:
@@ -645,9 +642,9 @@ def protocol_records(which, js_runs, gpax, gpax_ver, botorch=None, botorch_ver=N
     rmses = [r["rmse"] for r in ok] + [e["rmse"] for r in ok for e in r["extra_seeds"]]
     what = {
         "b1": "NUTS 500/500 on N=50 1-D points, then predict 1000 points; compile included "
-        "(jaxscope: fresh process each run; gpax: anchor script, one repeat per fresh process)",
+        "(jaxscope: fresh process each run; gpax: _peers/gpax_b1_b2.py, one repeat per fresh process)",
         "b2": "NUTS 500/500 on N=200 2-D points, then predict a 50x50 grid; compile included "
-        "(jaxscope: fresh process each run; gpax: anchor script, predict_in_batches)",
+        "(jaxscope: fresh process each run; gpax: _peers/gpax_b1_b2.py, predict_in_batches)",
     }[which]
     rec = {
         "name": f"gpax_{label}_end_to_end",
@@ -786,7 +783,7 @@ def bench_growing(num_fits: int, gpax_py, gpax_err, gpax_ver) -> dict:
     js = run_worker("growing", {"num_fits": num_fits})
     peer = None
     if gpax_py:
-        d = _anchor_dir()
+        d = _gpax_dir()
         try:
             peer = C.run_json([gpax_py, "gpax_growing.py", str(num_fits)], cwd=d, timeout=3600)
         finally:
@@ -960,9 +957,9 @@ def main(argv=None):
                     },
                 )
             )
-            if gpy:  # one anchor repeat per process: every gpax run is a cold start too
-                C.log(f"B1 gpax anchor, cold run {r}")
-                g = run_gpax_anchor(gpy, "b1", 1, 3600)
+            if gpy:  # one repeat per process: every gpax run is a cold start too
+                C.log(f"B1 gpax, cold run {r}")
+                g = run_gpax_protocol(gpy, "b1", 1, 3600)
                 gp_res["runs"] += g.get("runs", [])
                 if "error" in g:
                     gp_res.setdefault("errors", []).append(g["error"])
@@ -986,7 +983,7 @@ def main(argv=None):
                     run_worker("protocol", {"which": "b1", "seed": r}, blas_default=True)
                 )
                 shipped[1].extend(
-                    run_gpax_anchor(gpy, "b1", 1, 3600, blas_default=True).get("runs", [])
+                    run_gpax_protocol(gpy, "b1", 1, 3600, blas_default=True).get("runs", [])
                 )
         add(*protocol_records("b1", js, gp_res, gver, bo, bver, shipped))
     # 4. gpax B2
@@ -1003,8 +1000,8 @@ def main(argv=None):
                         "fit + ~500 s predict on this machine loaded)"
                     }
                 elif gpy:
-                    C.log("B2 gpax anchor (1 repeat; takes minutes)")
-                    gp_res = run_gpax_anchor(gpy, "b2", 1, 3600)
+                    C.log("B2 gpax (1 repeat; takes minutes)")
+                    gp_res = run_gpax_protocol(gpy, "b2", 1, 3600)
                 else:
                     gp_res = {"error": gerr}
         shipped = None
@@ -1012,7 +1009,7 @@ def main(argv=None):
             C.log("B2 as shipped (default BLAS threads)")
             shipped = (
                 [run_worker("protocol", {"which": "b2", "seed": 0}, blas_default=True)],
-                run_gpax_anchor(gpy, "b2", 1, 3600, blas_default=True).get("runs", []),
+                run_gpax_protocol(gpy, "b2", 1, 3600, blas_default=True).get("runs", []),
             )
         add(*protocol_records("b2", js, gp_res, gver, shipped=shipped))
     # 5. twenty growing fits

@@ -19,7 +19,7 @@ def f1(x):
     return np.sin(4 * np.pi * x) + 0.5 * x
 
 
-rs = np.random.RandomState(0)  # B1 data, as in ../shared/anchors/gpax/b1_b2_exactgp.py
+rs = np.random.RandomState(0)  # B1 data, as in gpax_b1_b2.py and gp_core.py
 X = rs.uniform(0, 1, 50)
 y = f1(X) + 0.1 * rs.randn(50)
 Xt = np.linspace(0, 1, 1000)

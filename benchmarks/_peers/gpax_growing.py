@@ -1,15 +1,15 @@
-# ruff: noqa: I001  (common must be imported first: it sets JAX_PLATFORMS and the listeners)
+# ruff: noqa: I001  (peer_timer must be imported first: it sets JAX_PLATFORMS and the listeners)
 """gpax peer: successive ExactGP NUTS fits (500/500) as the B1 data grow from 50 points by one.
 
-usage: python gpax_growing.py NUM_FITS (prints JSON). Run with the anchor's common.py on the path
-(compile time = union of JAX trace/lower/compile events, as in the anchor scripts).
+usage: python gpax_growing.py NUM_FITS (prints JSON). Run with ``peer_timer.py`` beside it
+(compile time = union of JAX trace/lower/compile events).
 """
 
 import json
 import sys
 
 import numpy as np
-from common import Timer, block
+from peer_timer import Timer, block
 
 import gpax
 import jax.numpy as jnp

@@ -8,6 +8,10 @@ so JAX's global configuration, the user's own programs and accelerator programs 
 JAX accepts compiler options only on a top-level ``jit``; called inside the user's ``jit``,
 ``vmap`` or ``grad`` the entry point is an ordinary nested ``filter_jit`` and the user's program
 decides how it is compiled.
+
+A top-level call on the CPU also runs with one OpenBLAS thread and returns when its result is
+ready (:func:`~jaxscope.runtime.blas.single_blas_thread`): GP programs make thousands of small
+LAPACK calls, which OpenBLAS's spinning worker threads slow down many times on a busy machine.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import functools
 
 import equinox as eqx
 import jax
+
+from .blas import single_blas_thread
 
 COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False}
 
@@ -37,7 +43,10 @@ def jit(fun=None, **jitkwargs):
         if _traced(args, kwargs) or jax.default_backend() != "cpu":
             return nested(*args, **kwargs)
         try:
-            return top(*args, **kwargs)
+            # one OpenBLAS thread while the program runs (its many small LAPACK calls), the
+            # library's own setting back afterwards: wait for the result inside the block
+            with single_blas_thread():
+                return jax.block_until_ready(top(*args, **kwargs))
         except ValueError as e:  # inside a jit, but with no traced argument
             if "compiler_options" not in str(e):
                 raise
