@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Int, PRNGKeyArray
 
-from ..decide import Believer, PenaltyContext, SelectContext
+from ..decide import PenaltyContext, SelectContext
 from ..decide.fantasy import absorb_pending
 from ..decide.units import incumbent_utility, problem_sign
 from ..gp import Observations
@@ -136,8 +136,9 @@ def decide(
     measured = state.measured
     if npend:
         idx, on = pending
-        liar = config.selector.liar if isinstance(config.selector, Believer) else "mean"
-        belief, best = absorb_pending(belief, C, idx, on, sign=sign, best=best, liar=liar)
+        belief, best = absorb_pending(
+            belief, C, idx, on, sign=sign, best=best, liar=config.selector.fantasy_liar()
+        )
         measured = measured.at[jnp.where(on, idx, C.shape[0])].set(True, mode="drop")
     pred = belief.predictive(key=jax.random.fold_in(k_acq, 1), num_draws=config.num_draws)
     allowed = config.policy.allowed(measured, problem.candidate_mask())

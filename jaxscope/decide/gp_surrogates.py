@@ -92,8 +92,14 @@ class GPSurrogate(Surrogate):
         return {k: jnp.asarray(v, obs.X.dtype) for k, v in params.items()}
 
     def predictive(self, state: GPState, X, *, key=None, num_draws: int = 0) -> Predictive:
+        return self.predict_posteriors(state.post, state.scaler, X, key=key, num_draws=num_draws)
+
+    def predict_posteriors(
+        self, post: Posterior, scaler: Standardizer, X, *, key=None, num_draws: int = 0
+    ) -> Predictive:
+        """The predictive of a batch of posteriors (model units) at ``X``, in original units."""
         pred = from_posterior(
-            state.post,
+            post,
             X,
             chunk_size=self.chunk_size,
             key=key,
@@ -101,7 +107,7 @@ class GPSurrogate(Surrogate):
             method=self.draw_method,
             num_features=self.draw_features,
         )
-        return model_to_original(pred, state.scaler)
+        return model_to_original(pred, scaler)
 
     def condition(self, state: GPState, X, y) -> GPState:
         k = X.shape[0]
@@ -252,8 +258,9 @@ class GPBelief(Belief):
     candidates: Float[Array, "m d"]
 
     def predictive(self, key=None, num_draws: int = 0) -> Predictive:
-        state = GPState({}, {}, self.scaler, self.post)
-        return self.surrogate.predictive(state, self.candidates, key=key, num_draws=num_draws)
+        return self.surrogate.predict_posteriors(
+            self.post, self.scaler, self.candidates, key=key, num_draws=num_draws
+        )
 
     def add(self, x, y) -> GPBelief:
         z = original_to_model(y, self.scaler)

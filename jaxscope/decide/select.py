@@ -96,6 +96,10 @@ class Selector(eqx.Module):
         """Whether the selector adds fantasies to the belief (then it is made cheap to update)."""
         return False
 
+    def fantasy_liar(self) -> str | float:
+        """The value fantasised for pending points (:mod:`jaxscope.decide.fantasy`)."""
+        return "mean"
+
     def select(self, q: int, scores: Float[Array, " m"], ctx: SelectContext):
         if q == 1:
             i = jnp.argmax(scores).astype(jnp.int32)
@@ -140,6 +144,9 @@ class Believer(Selector):
     @property
     def fantasises(self) -> bool:
         return True
+
+    def fantasy_liar(self) -> str | float:
+        return self.liar
 
     def select_batch(self, q, scores, ctx):
         return fantasy_batch(
