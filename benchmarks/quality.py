@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 
 import _common  # noqa: F401  (sets BENCH_ENV before numpy/jax)
@@ -32,6 +33,7 @@ from jaxtyping import Array, Float
 
 from jaxscope.campaign import init, make_config, run
 from jaxscope.cli.campaign import make_problem
+from jaxscope.gp import GPModel
 from jaxscope.instruments import PROBLEMS, Problem
 
 NOISE_FRACTION = 0.2
@@ -84,8 +86,9 @@ def metrics(values, init_idx, picks):
     return float(values.max() - values[measured].max()), len(top & set(measured)) / k
 
 
-def run_jaxscope(U, values, noise_sd, eps, init_idx, steps):
-    cfg = make_config(U.astype(np.float32), acquisition="logei")
+def run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors="wide"):
+    model = GPModel.for_candidates(U, priors=priors)
+    cfg = make_config(U.astype(np.float32), model=model, acquisition="logei")
     C = jnp.asarray(U, jnp.float32)
     out = []
 
@@ -102,17 +105,18 @@ def run_jaxscope(U, values, noise_sd, eps, init_idx, steps):
             y0 = values[init_idx[s]] + noise_sd * eps[s, init_idx[s]]
             final = campaign(prob, C[init_idx[s]], jnp.asarray(y0, jnp.float32), jax.random.key(s))
             picks = np.asarray(final.history.index[:, 0]).tolist()
-            noise = float(final.model.params["noise"])
+            noise = float(final.model.params["noise"]) + model.noise_floor
             out.append({"picks": picks, "rmse": np.asarray(final.history.rmse).tolist(),
                         "final_noise_var": noise})  # fmt: skip
     return out, t.wall
 
 
-def one_problem(name, num_seeds, steps, botorch_py):
+def one_problem(name, num_seeds, steps, botorch_py, priors="wide"):
     U, values, noise_sd, eps, init_idx = table(name, num_seeds)
-    js, js_s = run_jaxscope(U, values, noise_sd, eps, init_idx, steps)
+    js, js_s = run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors)
     rec = {"name": f"vs_botorch_{name}", "seeds": num_seeds, "steps": steps,
-           "noise_sd": r4(noise_sd), "candidates": len(U), "jaxscope_s": r4(js_s)}  # fmt: skip
+           "noise_sd": r4(noise_sd), "candidates": len(U), "jaxscope_s": r4(js_s),
+           "jaxscope_priors": priors}  # fmt: skip
     res = {"jaxscope": js}
     if botorch_py:
         with tempfile.TemporaryDirectory() as d:
@@ -159,6 +163,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="", help="comma-separated problem names")
+    ap.add_argument("--priors", default="wide", help="jaxscope's GP priors: wide, dim_scaled")
+    ap.add_argument("--no-peer", action="store_true", help="jaxscope and random search only")
     args = ap.parse_args()
     if args.quick:
         names, seeds, steps = ["three_gaussians", "branin", "sparse_scan"], 5, 20
@@ -166,17 +172,20 @@ def main():
         names, seeds, steps = list(PROBLEMS), 20, 40
     if args.only:
         names = args.only.split(",")
-    botorch_py, _, err = peer_python("botorch")
+    botorch_py, _, err = (None, None, None) if args.no_peer else peer_python("botorch")
     records = []
-    path = os.path.join(RESULTS, "quality_quick.json" if args.quick else "quality.json")
+    stem = "quality_quick" if args.quick else "quality"
+    if args.priors != "wide":
+        stem += f"_{args.priors}"
+    path = os.path.join(RESULTS, stem + ".json")
     for n in names:
-        rec = one_problem(n, seeds, steps, botorch_py)
+        rec = one_problem(n, seeds, steps, botorch_py, args.priors)
         if err:
             rec["peer_error"] = err
         print({k: v for k, v in rec.items() if "per_step" not in k and k != "what"}, flush=True)
         records.append(rec)
         write_results(
-            path, "quality", "python benchmarks/quality.py" + (" --quick" if args.quick else ""),
+            path, "quality", "python benchmarks/quality.py " + " ".join(sys.argv[1:]),
             records, versions=versions(),
         )  # fmt: skip
 

@@ -86,6 +86,10 @@ class GPModel(eqx.Module):
             if absent, ``fixed_noise`` is used (noiseless data: keep it small, not zero).
         mean: ``(x, params) -> scalar`` mean function, or ``None``; a prior named ``"mean"``
             with no mean function gives a constant mean.
+        jitter: diagonal jitter of the Gram matrix (default by dtype).
+        noise_floor: added to the ``"noise"`` parameter: the GP's noise variance never falls
+            below it, whatever MAP or NUTS find (BoTorch's defaults use 1e-4 on standardised
+            targets).
     """
 
     kernel: Callable[[Params], K.Kernel] = eqx.field(static=True)
@@ -93,6 +97,7 @@ class GPModel(eqx.Module):
     mean: Callable[[Any, Params], Any] | None = eqx.field(static=True, default=None)
     fixed_noise: Any = 1e-6
     jitter: float | None = eqx.field(static=True, default=None)
+    noise_floor: float = eqx.field(static=True, default=0.0)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -100,7 +105,7 @@ class GPModel(eqx.Module):
 
     def build(self, params: Params) -> GP:
         """The GP at hyperparameters ``params`` (constrained values)."""
-        noise = params["noise"] if "noise" in self.priors else self.fixed_noise
+        noise = params["noise"] + self.noise_floor if "noise" in self.priors else self.fixed_noise
         if self.mean is not None:
             mean = ParametricMean(self.mean, params)
         elif "mean" in self.priors:
@@ -200,26 +205,53 @@ class GPModel(eqx.Module):
 
     @classmethod
     def for_candidates(
-        cls, candidates, kernel: str = "rbf", *, noise: bool = True, jitter: float | None = None
+        cls,
+        candidates,
+        kernel: str = "rbf",
+        *,
+        noise: bool = True,
+        jitter: float | None = None,
+        priors: str = "wide",
     ) -> GPModel:
-        """A stationary family for *standardised* targets over the box spanned by
+        r"""A stationary family for *standardised* targets over the box spanned by
         ``candidates`` (the campaign default).
 
-        lengthscale ~ LogNormal(log(0.2·range), 1) (shared), variance ~ LogNormal(0, 1), noise
-        variance ~ LogNormal(log 1e-2, 2) (or a fixed 1e-6 with ``noise=False``); zero mean. The
-        priors depend only on the candidate set, never on measured data, so they are fixed for a
-        whole compiled campaign; equal candidate boxes give equal (equally hashed) families.
+        ``priors="wide"`` (today's default): lengthscale ~ LogNormal(log(0.2·range), 1)
+        (shared), variance ~ LogNormal(0, 1), noise variance ~ LogNormal(log 1e-2, 2) (or a fixed
+        1e-6 with ``noise=False``). ``priors="dim_scaled"`` (BoTorch's current defaults, after
+        Hvarfner et al. 2024): one lengthscale per input dimension ~ LogNormal(√2 + ½ log d +
+        log range_k, √3), unit signal variance, noise variance ~ LogNormal(-4, 1) above a floor
+        of 1e-4 (``noise_floor``). Zero mean in both. The priors depend only on the candidate
+        set, never on measured data, so they are fixed for a whole compiled campaign; equal
+        candidate boxes give equal (equally hashed) families.
         """
         C = np.asarray(candidates, float)
         C = C[:, None] if C.ndim == 1 else C
-        span = float(np.mean(np.maximum(C.max(0) - C.min(0), 1e-6)))
-        priors = {
-            "lengthscale": dist.LogNormal(float(np.log(0.2 * span)), 1.0),
-            "variance": dist.LogNormal(0.0, 1.0),
-        }
-        if noise:
-            priors["noise"] = dist.LogNormal(float(np.log(1e-2)), 2.0)
-        return cls(kernel=_StationaryBuilder(K.by_name(kernel)), priors=priors, jitter=jitter)
+        ranges = np.maximum(C.max(0) - C.min(0), 1e-6)
+        span = float(np.mean(ranges))
+        if priors == "wide":
+            prior = {
+                "lengthscale": dist.LogNormal(float(np.log(0.2 * span)), 1.0),
+                "variance": dist.LogNormal(0.0, 1.0),
+            }
+            if noise:
+                prior["noise"] = dist.LogNormal(float(np.log(1e-2)), 2.0)
+            floor = 0.0
+        elif priors == "dim_scaled":
+            d = C.shape[1]
+            loc = np.sqrt(2.0) + 0.5 * np.log(d) + np.log(ranges)
+            prior = {"lengthscale": dist.LogNormal(jnp.asarray(loc), float(np.sqrt(3.0)))}
+            if noise:
+                prior["noise"] = dist.LogNormal(-4.0, 1.0)
+            floor = 1e-4
+        else:
+            raise ValueError(f"unknown priors {priors!r}; use 'wide' or 'dim_scaled'")
+        return cls(
+            kernel=_StationaryBuilder(K.by_name(kernel)),
+            priors=prior,
+            jitter=jitter,
+            noise_floor=floor,
+        )
 
 
 class _StationaryBuilder(eqx.Module):
@@ -228,7 +260,7 @@ class _StationaryBuilder(eqx.Module):
     cls: type = eqx.field(static=True)
 
     def __call__(self, p: Params) -> K.Kernel:
-        return self.cls(lengthscale=p["lengthscale"], variance=p["variance"])
+        return self.cls(lengthscale=p["lengthscale"], variance=p.get("variance", 1.0))
 
 
 def stack_params(params: Params) -> Params:

@@ -390,3 +390,32 @@ def test_user_model_family_passes_the_type_checks():
     )
     final = run(init_random(jax.random.key(1), cfg, sim, 4, num_steps=2), cfg, sim)
     assert np.all(np.asarray(final.history.index) >= 0)
+
+
+def test_candidate_families_wide_and_dim_scaled():
+    """The campaign's GP families: today's wide priors, and BoTorch's dimension-scaled ones
+    (ARD lengthscales ~ LogNormal(√2 + ½ log d + log range, √3), unit variance, noise
+    LogNormal(-4, 1) above a floor of 1e-4 that MAP cannot go below)."""
+    rs = np.random.RandomState(0)
+    C = rs.uniform(0, 1, (200, 3)) * np.array([1.0, 2.0, 4.0])
+    ranges = C.max(0) - C.min(0)
+    wide = GPModel.for_candidates(C)
+    assert set(wide.priors) == {"lengthscale", "variance", "noise"} and wide.noise_floor == 0.0
+    m = GPModel.for_candidates(C, priors="dim_scaled")
+    assert set(m.priors) == {"lengthscale", "noise"}
+    loc = np.sqrt(2) + 0.5 * np.log(3) + np.log(ranges)
+    np.testing.assert_allclose(m.priors["lengthscale"].loc, loc, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(m.priors["lengthscale"].scale), np.sqrt(3), rtol=1e-6)
+    p = m.init_params(jnp.float32)
+    assert p["lengthscale"].shape == (3,)
+    gp = m.build(p)
+    np.testing.assert_allclose(float(gp.noise), float(np.exp(-4.0)) + 1e-4, rtol=1e-6)
+    assert np.all(np.asarray(gp.kernel.variance) == 1.0)
+    # noiseless data: MAP drives the noise parameter down, the GP's noise stays above the floor
+    X = rs.uniform(0, 1, (30, 3))
+    with jax.enable_x64(True):
+        params, _ = fit_map(m, Observations.from_arrays(X, np.sin(X.sum(1)), capacity=32,
+                                                        dtype=jnp.float64))  # fmt: skip
+        assert float(m.build(params).noise) >= 1e-4
+    with pytest.raises(ValueError, match="unknown priors"):
+        GPModel.for_candidates(C, priors="tight")
