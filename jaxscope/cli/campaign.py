@@ -47,6 +47,7 @@ DEFAULTS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``campaign`` subcommand's options."""
+    from ..decide.acquisition import names as rule_names
     from ..instruments import PROBLEMS
 
     d = DEFAULTS
@@ -59,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--acquisition",
         default=d["acquisition"],
-        help=f"acquisition rule name (default {d['acquisition']})",
+        help=f"acquisition rule: {', '.join(rule_names())} (default {d['acquisition']})",
     )
     p.add_argument("--steps", type=int, default=d["steps"], help="campaign steps")
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="points per step (q)")
