@@ -86,9 +86,10 @@ def metrics(values, init_idx, picks):
     return float(values.max() - values[measured].max()), len(top & set(measured)) / k
 
 
-def run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors="wide"):
+def run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors="wide", mode="map"):
     model = GPModel.for_candidates(U, priors=priors)
-    cfg = make_config(U.astype(np.float32), model=model, acquisition="logei")
+    opts = {"num_warmup": 100, "num_samples": 100} if mode == "nuts" else {}
+    cfg = make_config(U.astype(np.float32), model=model, acquisition="logei", mode=mode, **opts)
     C = jnp.asarray(U, jnp.float32)
     out = []
 
@@ -105,18 +106,18 @@ def run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors="wide"):
             y0 = values[init_idx[s]] + noise_sd * eps[s, init_idx[s]]
             final = campaign(prob, C[init_idx[s]], jnp.asarray(y0, jnp.float32), jax.random.key(s))
             picks = np.asarray(final.history.index[:, 0]).tolist()
-            noise = float(final.model.params["noise"]) + model.noise_floor
+            noise = float(final.model.params["noise"]) + model.noise_floor  # NUTS: the mean
             out.append({"picks": picks, "rmse": np.asarray(final.history.rmse).tolist(),
                         "final_noise_var": noise})  # fmt: skip
     return out, t.wall
 
 
-def one_problem(name, num_seeds, steps, botorch_py, priors="wide"):
+def one_problem(name, num_seeds, steps, botorch_py, priors="wide", mode="map"):
     U, values, noise_sd, eps, init_idx = table(name, num_seeds)
-    js, js_s = run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors)
+    js, js_s = run_jaxscope(U, values, noise_sd, eps, init_idx, steps, priors, mode)
     rec = {"name": f"vs_botorch_{name}", "seeds": num_seeds, "steps": steps,
            "noise_sd": r4(noise_sd), "candidates": len(U), "jaxscope_s": r4(js_s),
-           "jaxscope_priors": priors}  # fmt: skip
+           "jaxscope_priors": priors, "jaxscope_mode": mode}  # fmt: skip
     res = {"jaxscope": js}
     if botorch_py:
         with tempfile.TemporaryDirectory() as d:
@@ -165,6 +166,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated problem names")
     ap.add_argument("--priors", default="wide", help="jaxscope's GP priors: wide, dim_scaled")
     ap.add_argument("--no-peer", action="store_true", help="jaxscope and random search only")
+    ap.add_argument("--mode", default="map", help="jaxscope's surrogate: map, or nuts (100/100)")
     args = ap.parse_args()
     if args.quick:
         names, seeds, steps = ["three_gaussians", "branin", "sparse_scan"], 5, 20
@@ -177,9 +179,11 @@ def main():
     stem = "quality_quick" if args.quick else "quality"
     if args.priors != "wide":
         stem += f"_{args.priors}"
+    if args.mode != "map":
+        stem += f"_{args.mode}"
     path = os.path.join(RESULTS, stem + ".json")
     for n in names:
-        rec = one_problem(n, seeds, steps, botorch_py, args.priors)
+        rec = one_problem(n, seeds, steps, botorch_py, args.priors, args.mode)
         if err:
             rec["peer_error"] = err
         print({k: v for k, v in rec.items() if "per_step" not in k and k != "what"}, flush=True)
