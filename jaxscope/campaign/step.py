@@ -129,6 +129,11 @@ def decide(
     k_fit, k_acq = jax.random.split(jax.random.fold_in(state.key, 1))
     model = config.surrogate.update(state.model, state.obs, k_fit)
     npend = 0 if pending is None else pending[0].shape[0]
+    if npend and jnp.shape(pending[1]) != (npend,):
+        raise ValueError(
+            f"pending indices {jnp.shape(pending[0])} and flags {jnp.shape(pending[1])} must be "
+            "two arrays of one length"
+        )
     belief = config.surrogate.belief(model, C, config.selector.room(config.q) + npend)
     if config.selector.fantasises or npend:
         belief = belief.cached()
@@ -152,6 +157,7 @@ def decide(
     scores = score(belief, pred, best, k_acq, allowed)
     sctx = SelectContext(
         candidates=C,
+        pred=pred,
         belief=belief,
         score=score,
         best=best,

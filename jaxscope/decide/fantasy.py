@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
-from ..gp import PredictiveCache, Standardizer
+from ..gp import Predictive, PredictiveCache, Standardizer
 from ..runtime.jit import jit
 from .acquisition import get
 from .gp_surrogates import CachedGPBelief
@@ -96,40 +96,47 @@ def fantasy_batch(
     key: PRNGKeyArray,
     liar: str | float = "mean",
     num_draws: int = 0,
-    first: Float[Array, " m"] | None = None,
+    first: tuple[Float[Array, " m"], Predictive] | None = None,
 ) -> tuple[Int[Array, " q"], Float[Array, " q"]]:
     """``q`` greedy picks, each followed by a fantasy at the chosen point.
 
     Args:
         score: ``score(belief, pred, best, key, allowed) -> (m,)`` utility scores with
             exclusions (``pred`` in original units), e.g. a policy's scores.
-        first: scores of the first pick when already computed (the decision's own scores).
+        first: ``(scores, predictive)`` of the first pick when the decision already computed
+            them (then they are not computed again).
         num_draws: joint draws each re-scored predictive carries (Thompson-type rules).
 
     Returns:
         ``(indices, values)``: chosen candidates and their scores when chosen.
     """
+    if q < 1:
+        raise ValueError(f"q must be a positive number of picks, got {q}")
     keys = jax.random.split(key, q)
 
-    arrays, static = eqx.partition(belief, eqx.is_array)  # a scan carries arrays only
-
-    def body(carry, jk):
-        arrays, allowed, best = carry
-        belief = eqx.combine(arrays, static)
-        j, k = jk
-        pred = belief.predictive(key=jax.random.fold_in(k, 1), num_draws=num_draws)
-        s = score(belief, pred, best, k, allowed)
-        if first is not None:
-            s = jnp.where(j == 0, first, s)
+    def pick(belief, allowed, best, s, pred):
         i = jnp.argmax(s)
         y = believed_value(to_utility(pred, sign), i, best, liar)
         belief = belief.add(candidates[i], from_utility(y, sign))
-        arrays = eqx.filter(belief, eqx.is_array)
-        return (arrays, allowed.at[i].set(False), jnp.maximum(best, y)), (i, s[i])
+        return belief, allowed.at[i].set(False), jnp.maximum(best, y), i, s[i]
 
-    init = (arrays, allowed, best)
-    _, (idx, vals) = jax.lax.scan(body, init, (jnp.arange(q), keys))
-    return idx.astype(jnp.int32), vals
+    head_i, head_v = [], []
+    if first is not None:  # the decision's own scores: the first pick costs no re-scoring
+        belief, allowed, best, i, v = pick(belief, allowed, best, *first)
+        head_i, head_v, keys = [i[None]], [v[None]], keys[1:]
+    arrays, static = eqx.partition(belief, eqx.is_array)  # a scan carries arrays only
+
+    def body(carry, k):
+        arrays, allowed, best = carry
+        belief = eqx.combine(arrays, static)
+        pred = belief.predictive(key=jax.random.fold_in(k, 1), num_draws=num_draws)
+        s = score(belief, pred, best, k, allowed)
+        belief, allowed, best, i, v = pick(belief, allowed, best, s, pred)
+        return (eqx.filter(belief, eqx.is_array), allowed, best), (i, v)
+
+    _, (idx, vals) = jax.lax.scan(body, (arrays, allowed, best), keys)
+    idx = jnp.concatenate(head_i + [idx.astype(jnp.int32)])
+    return idx.astype(jnp.int32), jnp.concatenate(head_v + [vals])
 
 
 def kriging_believer(

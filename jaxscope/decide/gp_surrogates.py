@@ -6,7 +6,8 @@ All three keep one :class:`GPState` (a pytree of fixed shapes):
   mean): the warm start of the next fit;
 * ``samples``: hyperparameter samples with a leading axis ``S`` (``S = 1`` except for NUTS);
 * ``scaler``: the target standardisation the model was fitted in (model units);
-* ``post``: the ``S`` posteriors (model units) conditioned on the buffer;
+* ``post``: the ``S`` posteriors (model units) conditioned on the buffer (``None`` for the held
+  surrogate, whose cache holds them: ``GPState.posterior`` reads either);
 * ``cache``: the held surrogate's :class:`~jaxscope.gp.PredictiveCache` over its candidates
   (rank-1 updates, O(N·M) per point), ``None`` otherwise.
 
@@ -56,8 +57,13 @@ class GPState(eqx.Module):
     params: Params
     samples: Params
     scaler: Standardizer
-    post: Posterior
+    post: Posterior | None
     cache: PredictiveCache | None = None
+
+    @property
+    def posterior(self) -> Posterior:
+        """The posteriors: the cache's own when there is one (never stored twice)."""
+        return self.cache.posterior if self.cache is not None else self.post
 
 
 def _expand(tree):
@@ -92,7 +98,9 @@ class GPSurrogate(Surrogate):
         return {k: jnp.asarray(v, obs.X.dtype) for k, v in params.items()}
 
     def predictive(self, state: GPState, X, *, key=None, num_draws: int = 0) -> Predictive:
-        return self.predict_posteriors(state.post, state.scaler, X, key=key, num_draws=num_draws)
+        return self.predict_posteriors(
+            state.posterior, state.scaler, X, key=key, num_draws=num_draws
+        )
 
     def predict_posteriors(
         self, post: Posterior, scaler: Standardizer, X, *, key=None, num_draws: int = 0
@@ -111,14 +119,24 @@ class GPSurrogate(Surrogate):
 
     def condition(self, state: GPState, X, y) -> GPState:
         k = X.shape[0]
-        post = eqx.filter_vmap(lambda p: p.padded(k))(state.post)
         z = original_to_model(y, state.scaler)
+        if state.cache is not None:  # the held surrogate: its cache follows the fantasies
+            cache = eqx.filter_vmap(lambda c: c.padded(k))(state.cache)
+            for i in range(k):
+                cache = eqx.filter_vmap(lambda c, i=i: c.add(X[i], z[i]))(cache)
+            return eqx.tree_at(lambda s: s.cache, state, cache)
+        post = eqx.filter_vmap(lambda p: p.padded(k))(state.post)
         for i in range(k):
             post = eqx.filter_vmap(lambda p, i=i: p.add(X[i], z[i]))(post)
         return eqx.tree_at(lambda s: s.post, state, post)
 
     def belief(self, state: GPState, candidates, room: int = 0) -> Belief:
         if state.cache is not None:
+            if state.cache.Xc.shape[1:] != jnp.shape(candidates):
+                raise ValueError(
+                    f"the held surrogate caches {state.cache.Xc.shape[1:]} candidates, the "
+                    f"problem has {jnp.shape(candidates)}: build HeldGP with the problem's"
+                )
             cache = eqx.filter_vmap(lambda c: c.padded(room))(state.cache)
             return CachedGPBelief(cache=cache, scaler=state.scaler)
         post = eqx.filter_vmap(lambda p: p.padded(room))(state.post)
@@ -228,7 +246,7 @@ class HeldGP(GPSurrogate):
         post = self._condition(samples, scaler, obs)
         C = jnp.asarray(self.candidates, obs.X.dtype)
         cache = eqx.filter_vmap(lambda p: p.cache(C))(post)
-        return GPState(params, samples, scaler, post, cache)
+        return GPState(params, samples, scaler, None, cache)
 
     def update(self, state: GPState, obs: Observations, key) -> GPState:
         """Add the rows of ``obs`` past those already conditioned on (rank-1 each)."""
@@ -244,7 +262,7 @@ class HeldGP(GPSurrogate):
             return eqx.filter(cache, eqx.is_array)
 
         cache = eqx.combine(jax.lax.fori_loop(start, obs.count, body, arrays), static)
-        return GPState(state.params, state.samples, state.scaler, cache.posterior, cache)
+        return GPState(state.params, state.samples, state.scaler, None, cache)
 
 
 class GPBelief(Belief):

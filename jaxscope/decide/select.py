@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
+from ..gp import Predictive
 from ..kernels import as_points
 from .fantasy import check_liar, fantasy_batch
 from .joint import joint_greedy, joint_values
@@ -67,12 +68,14 @@ def nms(
 
 
 class SelectContext(NamedTuple):
-    """What a selector may use: candidates, the belief and the policy's scoring function
-    ``score(belief, pred, best, key, allowed)``, the incumbent (utility), the sign, the allowed
-    mask, a PRNG key, the joint draws of the decision's predictive and the surrogate's length
-    scale (a thunk: only non-maximum suppression asks for it)."""
+    """What a selector may use: candidates, the decision's predictive (original units), the
+    belief and the policy's scoring function ``score(belief, pred, best, key, allowed)``, the
+    incumbent (utility), the sign, the allowed mask, a PRNG key, the joint draws of a re-scored
+    predictive and the surrogate's length scale (a thunk: only non-maximum suppression asks for
+    it)."""
 
     candidates: Float[Array, "m d"]
+    pred: Predictive
     belief: Belief
     score: Callable[..., Float[Array, " m"]]
     best: Float[Array, ""]
@@ -160,7 +163,7 @@ class Believer(Selector):
             key=ctx.key,
             liar=self.liar,
             num_draws=ctx.num_draws,
-            first=scores,
+            first=(scores, ctx.pred),
         )
 
 
@@ -184,7 +187,7 @@ class JointMC(Selector):
             raise ValueError(f"q = {q} must not exceed the joint subset {subset}")
         top_vals, top = jax.lax.top_k(scores, subset)
         f_u = ctx.sign * ctx.belief.draws(ctx.key, C[top], self.num_draws)
-        mean_u = jnp.mean(to_utility(ctx.belief.predictive(), ctx.sign).mean[:, top], axis=0)
+        mean_u = jnp.mean(to_utility(ctx.pred, ctx.sign).mean[:, top], axis=0)
         g, floor = joint_values(self.kind, f_u, mean_u, ctx.best, jnp.asarray(self.beta))
         return joint_greedy(g, top, top_vals > -jnp.inf, q, floor=floor)
 

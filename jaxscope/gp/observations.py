@@ -161,6 +161,8 @@ class Observations(eqx.Module):
 
     def padded(self, extra: int) -> Observations:
         """The same observations in a buffer with ``extra`` more (empty) rows."""
+        if extra < 0:
+            raise ValueError(f"extra rows must be >= 0, got {extra}")
         if extra == 0:
             return self
         z = lambda a: jnp.zeros((extra,) + a.shape[1:], a.dtype)

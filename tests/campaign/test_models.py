@@ -111,3 +111,38 @@ def test_agent_and_compiled_campaign_choose_the_same_batches(mode):
         assert got == want, (t, got, want)
         for sid in list(agent.pending):
             agent.register_failure(sid, "not measured in this test", exclude=False)
+
+
+def test_held_surrogate_fantasies_and_bad_input():
+    """HeldGP.condition updates its cache (the posterior is stored once, in the cache) and
+    equals conditioning the held GP on the data plus the fantasies; mismatched candidates,
+    pending arrays and negative padding are refused with a message naming the problem."""
+    from jaxscope.decide import HeldGP
+    from jaxscope.gp import Observations
+
+    sim = ThreeGaussians(noise=0.02, size=6)
+    C = sim.candidates
+    model = GPModel.for_candidates(C)
+    held = HeldGP(model, C, map_steps=20)
+    rs = np.random.RandomState(0)
+    X0 = np.asarray(C)[rs.choice(len(C), 6, replace=False)]
+    y0 = np.asarray(sim.truth(jnp.asarray(X0)))
+    obs = Observations.from_arrays(X0, y0, capacity=8)
+    state = held.init(jax.random.key(0), obs)
+    assert state.post is None and state.posterior is state.cache.posterior
+    Xf, yf = np.asarray(C[:2]), np.array([0.3, -0.1])
+    got = held.predictive(held.condition(state, jnp.asarray(Xf), jnp.asarray(yf)), C)
+    ref_obs = state.scaler.apply(obs.extend(Xf, yf))
+    ref = model.build(state.params).condition(ref_obs).predict(C)
+    np.testing.assert_allclose(got.mean[0], ref[0] * state.scaler.scale + state.scaler.shift,
+                               rtol=1e-3, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(got.var[0], ref[1] * state.scaler.scale**2, rtol=1e-3, atol=1e-5)
+    with pytest.raises(ValueError, match="held surrogate caches"):
+        held.belief(state, C[:-1])
+    with pytest.raises(ValueError, match="extra rows must be >= 0"):
+        obs.padded(-1)
+    cfg = make_config(C, map_steps=20)
+    s0 = init_random(jax.random.key(1), cfg, sim, 4, num_steps=1)
+    # the explicit check, or the suite's runtime shape checking (jaxtyping) before it
+    with pytest.raises((ValueError, TypeError), match="one length|parameter .pending."):
+        decide(s0, cfg, sim, pending=(jnp.zeros(3, jnp.int32), jnp.ones(2, bool)))
