@@ -12,14 +12,16 @@
 
 from .compiled import run, run_campaign
 from .config import BATCH_RULES, MODES, CampaignConfig, make_config, make_surrogate
+from .defaults import CAMPAIGN_DEFAULTS
 from .metrics import campaign_metrics, map_rmse, step_cost
 from .state import CampaignState, Decision, History
 from .step import decide, init, init_random, match_candidates, record, step
 from .strategies import batch_mesh, run_strategies
 
 __all__ = [
-    "run", "run_campaign", "BATCH_RULES", "MODES", "CampaignConfig", "make_config",
-    "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState", "Decision",
+    "run", "run_campaign", "CAMPAIGN_DEFAULTS", "BATCH_RULES", "MODES", "CampaignConfig",
+    "make_config", "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState",
+    "Decision",
     "History", "decide", "init", "init_random", "match_candidates", "record", "step",
     "batch_mesh", "run_strategies",
 ]  # fmt: skip

@@ -39,6 +39,7 @@ from ..decide import (
     make_policy,
     selector_by_name,
 )
+from ..decide import acquisition as acquisition_rules
 from ..gp import GPModel, ModelFamily
 
 MODES = ("map", "nuts", "fixed")
@@ -46,7 +47,8 @@ BATCH_RULES = ("exclusion", "argmax", "believer", "qei", "qucb")
 
 # options passed to the surrogate a mode builds
 _SURROGATE_OPTIONS = {
-    "map": ("map_steps", "map_tol", "standardize", "chunk_size", "draw_method", "draw_features"),
+    "map": ("map_steps", "map_tol", "refit_from", "standardize", "chunk_size", "draw_method",
+            "draw_features"),
     "nuts": ("num_warmup", "num_samples", "standardize", "chunk_size", "draw_method",
              "draw_features"),
     "fixed": ("map_steps", "map_tol", "standardize", "chunk_size", "draw_method",
@@ -108,7 +110,7 @@ def make_config(
     model: ModelFamily | None = None,
     kernel: str = "rbf",
     mode: str = "map",
-    acquisition: str | Callable | Sequence[str | Callable] = "logei",
+    acquisition: str | Callable | Sequence[str | Callable] = acquisition_rules.DEFAULT,
     acq_kwargs: dict | Sequence[dict | None] | None = None,
     penalties: Sequence[Penalty | Callable] = (),
     allow_repeats: bool = False,

@@ -33,13 +33,12 @@ DESCRIPTION = (
     "checkpoints, automatic resume. Writes journal.jsonl, metrics.json, campaign.png and "
     "metrics.png to --out."
 )
+# the command's own defaults; rule, penalty, surrogate and budget are the library's
+# (``jaxscope.campaign.CAMPAIGN_DEFAULTS``, chosen by ``benchmarks/quality.py --choose``)
 DEFAULTS = {
     "problem": "sparse_scan",
-    "acquisition": "ucb",
-    "steps": 40,
     "batch_size": 1,
     "seed": 0,
-    "num_init": 10,
     "size": 48,
     "out": "runs/campaign",
 }
@@ -47,10 +46,12 @@ DEFAULTS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``campaign`` subcommand's options."""
+    from ..campaign import CAMPAIGN_DEFAULTS
+    from ..decide import PENALTY_NAMES
     from ..decide.acquisition import names as rule_names
     from ..instruments import PROBLEMS
 
-    d = DEFAULTS
+    d = {**CAMPAIGN_DEFAULTS, **DEFAULTS}
     p.add_argument(
         "--problem",
         default=d["problem"],
@@ -73,8 +74,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="grid side for grid problems (sparse_scan, three_gaussians)",
     )
     p.add_argument(
+        "--penalty",
+        default=d["penalty"],
+        choices=PENALTY_NAMES,
+        help="penalty on the scores: none, or memory (no return near the last 5 points) "
+        f"(default {d['penalty']})",
+    )
+    p.add_argument(
         "--mode",
-        default="map",
+        default=d["mode"],
         choices=("map", "fixed", "nuts"),
         help="hyperparameters: MAP refit each step, fixed, or NUTS",
     )
@@ -102,6 +110,7 @@ def run_campaign(args: argparse.Namespace) -> dict:
     import jax.numpy as jnp
 
     from ..campaign import campaign_metrics, make_config
+    from ..decide import penalties_by_name
     from ..host import HostRunner
     from ..host.runner import decide_jit
     from ..instruments import SimulatorInstrument
@@ -123,9 +132,14 @@ def run_campaign(args: argparse.Namespace) -> dict:
     if args.overwrite and os.path.isdir(args.out):
         shutil.rmtree(args.out)
     config = make_config(
-        sim.candidates, acquisition=args.acquisition, mode=args.mode, q=args.batch_size
+        sim.candidates,
+        acquisition=args.acquisition,
+        mode=args.mode,
+        q=args.batch_size,
+        penalties=penalties_by_name(args.penalty, sim.candidates),
     )
-    meta = {"problem": args.problem, "acquisition": args.acquisition, "size": args.size}
+    meta = {"problem": args.problem, "acquisition": args.acquisition, "size": args.size,
+            "penalty": args.penalty}  # fmt: skip
     try:
         runner = HostRunner(
             config,
@@ -158,6 +172,7 @@ def run_campaign(args: argparse.Namespace) -> dict:
     out = {
         "problem": args.problem,
         "acquisition": args.acquisition,
+        "penalty": args.penalty,
         "mode": args.mode,
         "steps": int(state.step),
         "batch_size": args.batch_size,

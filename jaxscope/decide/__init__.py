@@ -15,6 +15,7 @@
 from . import acquisition, continuous, fantasy, joint, lookahead, penalties, units
 from .gp_surrogates import MAPGP, NUTSGP, CachedGPBelief, GPBelief, GPState, HeldGP
 from .policy import (
+    PENALTY_NAMES,
     FunctionPenalty,
     InverseDistance,
     Penalty,
@@ -24,6 +25,7 @@ from .policy import (
     RecentPointsMemory,
     TravelCost,
     make_policy,
+    penalties_by_name,
 )
 from .select import (
     Argmax,
@@ -41,7 +43,8 @@ __all__ = [
     "acquisition", "continuous", "fantasy", "joint", "lookahead", "penalties", "units",
     "GPState", "HeldGP", "MAPGP", "NUTSGP", "CachedGPBelief", "GPBelief", "FunctionPenalty",
     "InverseDistance", "Penalty", "PenaltyContext", "Policy", "PolicyState",
-    "RecentPointsMemory", "TravelCost", "make_policy", "Argmax", "Believer", "Exclusion",
+    "RecentPointsMemory", "TravelCost", "make_policy", "penalties_by_name", "PENALTY_NAMES",
+    "Argmax", "Believer", "Exclusion",
     "JointMC", "SelectContext", "Selector", "nms", "selector_by_name", "Belief",
     "FantasyBelief", "Surrogate",
 ]  # fmt: skip

@@ -89,7 +89,7 @@ __all__ = [
     "DEFAULT",
 ]
 
-DEFAULT = "logei"
+DEFAULT = "ei"  # chosen by benchmarks/quality.py --choose (default_campaign_choice)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_SQRT_PI_2 = 0.5 * math.log(math.pi / 2.0)
 _CF_TERMS = 20
@@ -349,7 +349,7 @@ def names() -> list[str]:
 
 
 def get(name: str | Callable | None = None) -> Callable:
-    """The acquisition rule called ``name`` (default :data:`DEFAULT`, ``"logei"``).
+    """The acquisition rule called ``name`` (default :data:`DEFAULT`, ``"ei"``).
 
     A callable is returned unchanged (any ``fn(pred, *, best, key, **kw) -> (m,)`` works).
     Names are case-insensitive; ``_`` and ``-`` are ignored (``"log_ei"`` is ``"logei"``).

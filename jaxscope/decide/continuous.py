@@ -23,6 +23,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..gp import Posterior, from_posterior
+from .acquisition import DEFAULT as DEFAULT_RULE
 from .acquisition import get
 
 
@@ -36,7 +37,7 @@ class BoxResult(NamedTuple):
 
 
 def point_acquisition(
-    post: Posterior, acquisition: str | Callable = "logei", **kw: Any
+    post: Posterior, acquisition: str | Callable = DEFAULT_RULE, **kw: Any
 ) -> Callable[[Array], Array]:
     """``x (d,) -> scalar`` acquisition value at one point (differentiable in ``x``).
 

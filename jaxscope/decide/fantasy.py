@@ -32,6 +32,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from ..gp import Predictive, PredictiveCache, Standardizer
 from ..runtime.jit import jit
+from .acquisition import DEFAULT as DEFAULT_RULE
 from .acquisition import get
 from .gp_surrogates import CachedGPBelief
 from .surrogate import Belief
@@ -142,7 +143,7 @@ def fantasy_batch(
 def kriging_believer(
     cache: PredictiveCache,
     q: int,
-    acquisition: str | Callable = "logei",
+    acquisition: str | Callable = DEFAULT_RULE,
     *,
     best: ArrayLike | None = None,
     maximize: bool = True,

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -154,14 +155,32 @@ class GPSurrogate(Surrogate):
         return state.params
 
 
+REFIT_FROM = ("previous", "init", "best")
+#: where MAPGP's refits start (see :class:`MAPGP`)
+DEFAULT_REFIT = "best"
+
+
 class MAPGP(GPSurrogate):
-    """MAP hyperparameters refitted at every update (L-BFGS or Adam, warm start)."""
+    """MAP hyperparameters refitted at every update (L-BFGS or Adam).
+
+    ``refit_from`` says where each refit starts: ``"previous"`` (warm start from the last
+    step's values), ``"init"`` (``init_params``, else the model's starting point, every time:
+    BoTorch's loop, which builds a new model per step) or ``"best"`` (the default: both, side
+    by side under ``vmap``; the higher posterior density wins). A warm start alone can stay in
+    the basin of an early, wrong fit (on Levy and Rosenbrock it did); a fresh start alone loses
+    what the last fit had found (on Ackley); ``benchmarks/quality.py`` measured all three.
+    """
 
     model: ModelFamily
     init_params: Params | None = None
     map_steps: int = eqx.field(static=True, default=100)
     map_tol: float = eqx.field(static=True, default=1e-4)
     optimizer: str = eqx.field(static=True, default="lbfgs")
+    refit_from: str = eqx.field(static=True, default=DEFAULT_REFIT)
+
+    def __check_init__(self):
+        if self.refit_from not in REFIT_FROM:
+            raise ValueError(f"unknown refit_from {self.refit_from!r}; use one of {REFIT_FROM}")
 
     def init(self, key, obs: Observations) -> GPState:
         del key
@@ -173,14 +192,22 @@ class MAPGP(GPSurrogate):
     def update(self, state: GPState, obs: Observations, key) -> GPState:
         del key
         scaler = self._scaler(obs)
-        params, _ = fit_map(
-            self.model,
-            scaler.apply(obs),
-            state.params,
-            optimizer=self.optimizer,
-            num_steps=self.map_steps,
+        obs_s = scaler.apply(obs)
+        fit = partial(
+            fit_map, self.model, obs_s, optimizer=self.optimizer, num_steps=self.map_steps,
             tol=self.map_tol,
-        )
+        )  # fmt: skip
+        if self.refit_from == "previous":
+            params, _ = fit(state.params)
+        elif self.refit_from == "init":
+            params, _ = fit(self._start(obs, self.init_params))
+        else:
+            starts = jax.tree_util.tree_map(
+                lambda a, b: jnp.stack([a, b]), state.params, self._start(obs, self.init_params)
+            )
+            both, info = jax.vmap(lambda p: fit(p))(starts)
+            best = jnp.argmin(jnp.where(jnp.isfinite(info.loss), info.loss, jnp.inf))
+            params = jax.tree_util.tree_map(lambda a: a[best], both)
         samples = _expand(params)
         return GPState(params, samples, scaler, self._condition(samples, scaler, obs))
 

@@ -43,6 +43,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from ..gp import Observations, Predictive
 from . import penalties as P
+from .acquisition import DEFAULT as DEFAULT_RULE
 from .acquisition import get as get_rule
 from .surrogate import Belief
 from .units import to_utility
@@ -244,7 +245,7 @@ class Policy(eqx.Module):
 
 
 def make_policy(
-    acquisition: str | Callable | Sequence[str | Callable] = "logei",
+    acquisition: str | Callable | Sequence[str | Callable] = DEFAULT_RULE,
     acq_kwargs: dict | Sequence[dict | None] | None = None,
     *,
     penalties: Sequence[Penalty | Callable] = (),
@@ -268,3 +269,24 @@ def make_policy(
         penalties=tuple(as_penalty(p) for p in penalties),
         allow_repeats=allow_repeats,
     )
+
+
+#: penalty names of the command line and the quality benchmark (:func:`penalties_by_name`)
+PENALTY_NAMES = ("none", "memory")
+
+
+def penalties_by_name(name: str, candidates) -> tuple[Penalty, ...]:
+    """The penalties a name stands for: ``"none"``, or ``"memory"`` (GPim's
+    :class:`RecentPointsMemory` over the last 5 points, radius 0.1 × the candidate box's mean
+    side).
+
+    Raises:
+        ValueError: for an unknown name.
+    """
+    if name == "none":
+        return ()
+    if name == "memory":
+        C = jnp.asarray(candidates)
+        span = float(jnp.mean(jnp.max(C, axis=0) - jnp.min(C, axis=0)))
+        return (RecentPointsMemory(k=5, dscale=0.1 * span),)
+    raise ValueError(f"unknown penalty {name!r}; use one of {PENALTY_NAMES}")

@@ -156,11 +156,11 @@ def test_nuts_mode_predictive_is_exact_mixture(sim):
     C = np.asarray(sim.candidates, np.float64)
     jit = default_jitter(jnp.float32)
     means, varis = [], []
+    floor = cfg.surrogate.model.noise_floor  # the default family: ARD, unit variance, floor
     for i in range(S):
-        ls, var, noise = (
-            float(d.model.samples[k][i]) for k in ("lengthscale", "variance", "noise")
-        )
-        k = lambda A, B: var * np.exp(-0.5 * ((A[:, None] - B[None]) ** 2).sum(-1) / ls**2)
+        ls = np.asarray(d.model.samples["lengthscale"][i], np.float64)
+        var, noise = 1.0, float(d.model.samples["noise"][i]) + floor
+        k = lambda A, B: var * np.exp(-0.5 * (((A[:, None] - B[None]) / ls) ** 2).sum(-1))
         A = np.linalg.solve(k(X, X) + (noise + jit) * np.eye(n), k(X, C))
         means.append(A.T @ ys * sd + mu)
         varis.append(np.maximum(var - np.sum(k(X, C) * A, 0), 0) * sd**2)

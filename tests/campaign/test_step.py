@@ -39,15 +39,21 @@ def np_predict(params, X, y, C, jitter):
     return mean * sd + mu, var * sd**2
 
 
+FLOOR = 1e-4  # the default family's noise floor (BoTorch's), on standardised targets
+
+
 def np_gp(params, X, ys, C, jitter):
-    """Zero-mean RBF GP posterior mean and variance of f at C (float64, dense solves)."""
+    """Zero-mean RBF GP posterior mean and variance of f at C (float64, dense solves): one
+    lengthscale per dimension (or a shared one), unit signal variance unless given, noise
+    variance ``params["noise"]`` above the floor."""
     X, ys, C = (np.asarray(a, np.float64) for a in (X, ys, C))
-    ls, var = float(params["lengthscale"]), float(params["variance"])
-    noise = float(params["noise"])
+    ls = np.asarray(params["lengthscale"], np.float64)
+    var = float(params["variance"]) if "variance" in params else 1.0
+    noise = float(params["noise"]) + (0.0 if "variance" in params else FLOOR)
 
     def k(A, B):
-        d2 = ((A[:, None, :] - B[None, :, :]) ** 2).sum(-1)
-        return var * np.exp(-0.5 * d2 / ls**2)
+        d2 = (((A[:, None, :] - B[None, :, :]) / ls) ** 2).sum(-1)
+        return var * np.exp(-0.5 * d2)
 
     Kxx = k(X, X) + (noise + jitter) * np.eye(len(X))
     Ks = k(X, C)
@@ -57,19 +63,20 @@ def np_gp(params, X, ys, C, jitter):
     return mean, np.maximum(v, 0)
 
 
-def np_log_post(theta, X, y):
-    """log p(y_s | θ) + log p(θ) with the default_model priors (candidates span [0, 1])."""
+def np_log_post(theta, X, y, ranges):
+    """log p(y_s | θ) + log p(θ) with the default family's priors, θ = (ℓ_1..ℓ_d, noise):
+    ℓ_k ~ LogNormal(√2 + ½ log d + log range_k, √3), noise ~ LogNormal(-4, 1), unit variance,
+    the GP's noise = noise + FLOOR."""
     X, y = np.asarray(X, np.float64), np.asarray(y, np.float64)
     ys = (y - y.mean()) / y.std()
-    ls, var, noise = theta
-    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
-    K = var * np.exp(-0.5 * d2 / ls**2) + noise * np.eye(len(X))
+    d = X.shape[1]
+    ls, noise = np.asarray(theta[:d]), theta[d]
+    d2 = (((X[:, None, :] - X[None, :, :]) / ls) ** 2).sum(-1)
+    K = np.exp(-0.5 * d2) + (noise + FLOOR) * np.eye(len(X))
     ll = stats.multivariate_normal(np.zeros(len(X)), K).logpdf(ys)
-    lp = (
-        stats.lognorm(1.0, scale=0.2).logpdf(ls)
-        + stats.lognorm(1.0, scale=1.0).logpdf(var)
-        + stats.lognorm(2.0, scale=1e-2).logpdf(noise)
-    )
+    loc = np.sqrt(2) + 0.5 * np.log(d) + np.log(ranges)
+    lp = np.sum(stats.lognorm(np.sqrt(3), scale=np.exp(loc)).logpdf(ls))
+    lp += stats.lognorm(1.0, scale=np.exp(-4.0)).logpdf(noise)
     return ll + lp
 
 
@@ -117,13 +124,16 @@ def test_map_decision_matches_numpy_gp(sim, map_run):
     assert int(d.index[0]) == int(np.argmax(ucb))
     np.testing.assert_allclose(d.acq[0], ucb.max(), rtol=2e-3, atol=2e-3 * np.ptp(y))
     # the refit is a local maximum of the (independently written) log posterior
-    theta = np.array([float(d.model.params[k]) for k in ("lengthscale", "variance", "noise")])
-    best = np_log_post(theta, X, y)
+    C = np.asarray(sim.candidates, np.float64)
+    ranges = C.max(0) - C.min(0)
+    theta = np.append(np.asarray(d.model.params["lengthscale"]), float(d.model.params["noise"]))
+    best = np_log_post(theta, X, y, ranges)
     rng = np.random.default_rng(0)
     for _ in range(20):
-        other = theta * np.exp(0.1 * rng.standard_normal(3))
-        assert np_log_post(other, X, y) <= best + 1e-3
-    assert best > np_log_post(np.array([0.2, 1.0, 1e-2]), X, y)  # better than the prior medians
+        other = theta * np.exp(0.1 * rng.standard_normal(theta.size))
+        assert np_log_post(other, X, y, ranges) <= best + 1e-3
+    start = np.append(np.exp(np.sqrt(2) + 0.5 * np.log(2) + np.log(ranges) - 3), np.exp(-5.0))
+    assert best > np_log_post(start, X, y, ranges)  # better than the start (the priors' modes)
 
 
 def test_measured_point_is_chosen_point(sim, map_run):

@@ -129,7 +129,7 @@ def test_logei_tail_high_precision(dtype):
 def test_logei_float32_at_z_minus_40_no_nan():
     with jax.enable_x64(False):
         pred = A.from_moments(jnp.array([-40.0, -40.0]), jnp.array([1.0, 1.0]))
-        v = A.get(None)(pred, best=0.0)  # the default rule is logei
+        v = A.get("logei")(pred, best=0.0)
         assert v.dtype == jnp.float32
         np.testing.assert_allclose(np.asarray(v), ref_log_h(-40.0), rtol=1e-6)
         # the textbook formula in float32 underflows to 0 here (log: -inf)
@@ -297,7 +297,7 @@ def test_knowledge_gradient_averages_samples(x64):
 
 
 def test_registry_and_errors():
-    assert A.get() is A.log_expected_improvement
+    assert A.get() is A.get(A.DEFAULT) is A.expected_improvement  # the campaign default
     assert A.get("log_EI") is A.log_expected_improvement
     assert A.get("UCB") is A.upper_confidence_bound
     user = lambda pred, *, best=None, key=None, **kw: pred.mean[0] * 2

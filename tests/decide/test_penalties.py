@@ -142,14 +142,19 @@ def test_recent_points_memory_in_a_compiled_campaign():
     choice keeps the hand formula's distance d·γ^a from the points chosen a steps before."""
     from jaxscope.campaign import init_random, make_config, run
     from jaxscope.decide import RecentPointsMemory, TravelCost
+    from jaxscope.gp import GPModel
     from jaxscope.instruments import ThreeGaussians
 
     sim = ThreeGaussians(noise=0.01, size=10)
     k, dscale, gamma = 3, 0.35, 0.7
     mem = RecentPointsMemory(k=k, dscale=dscale, gamma=gamma)
+    # the wide priors' short lengthscales make max-variance return next to its last choice
+    # (checked below), which is what the memory is for
+    model = GPModel.for_candidates(sim.candidates, priors="wide")
     cfg = make_config(
-        sim.candidates, acquisition="maxvar", penalties=[mem, TravelCost(rate=0.0)], map_steps=20
-    )
+        sim.candidates, model=model, acquisition="maxvar",
+        penalties=[mem, TravelCost(rate=0.0)], map_steps=20,
+    )  # fmt: skip
     s0 = init_random(jax.random.key(0), cfg, sim, 4, num_steps=6)
     assert not bool(np.asarray(s0.policy.penalties[0].valid).any())  # empty memory at first
     final = run(s0, cfg, sim)
@@ -162,7 +167,7 @@ def test_recent_points_memory_in_a_compiled_campaign():
     got = np.asarray(final.policy.penalties[0].points)
     np.testing.assert_allclose(got, x[::-1][:k], rtol=1e-6)
     # without the memory, max-variance goes back next to its previous choice at least once
-    free = make_config(sim.candidates, acquisition="maxvar", map_steps=20)
+    free = make_config(sim.candidates, model=model, acquisition="maxvar", map_steps=20)
     xs = np.asarray(run(init_random(jax.random.key(0), free, sim, 4, num_steps=6), free, sim)
                     .history.x[:, 0])  # fmt: skip
     close = [np.linalg.norm(xs[t] - xs[t - 1]) < dscale for t in range(1, len(xs))]

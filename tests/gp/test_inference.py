@@ -3,6 +3,8 @@ help, NUTS matches a posterior computed by quadrature, diagnostics are right, no
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -393,23 +395,29 @@ def test_user_model_family_passes_the_type_checks():
 
 
 def test_candidate_families_wide_and_dim_scaled():
-    """The campaign's GP families: today's wide priors, and BoTorch's dimension-scaled ones
-    (ARD lengthscales ~ LogNormal(√2 + ½ log d + log range, √3), unit variance, noise
-    LogNormal(-4, 1) above a floor of 1e-4 that MAP cannot go below)."""
+    """The campaign's GP families: BoTorch's dimension-scaled priors, the default (ARD
+    lengthscales ~ LogNormal(√2 + ½ log d + log range, √3), unit variance, noise
+    LogNormal(-4, 1) above a floor of 1e-4 that MAP cannot go below; fits start at the priors'
+    modes exp(μ − σ²)), and the wide priors of before (starting at the medians)."""
     rs = np.random.RandomState(0)
     C = rs.uniform(0, 1, (200, 3)) * np.array([1.0, 2.0, 4.0])
     ranges = C.max(0) - C.min(0)
-    wide = GPModel.for_candidates(C)
+    wide = GPModel.for_candidates(C, priors="wide")
     assert set(wide.priors) == {"lengthscale", "variance", "noise"} and wide.noise_floor == 0.0
-    m = GPModel.for_candidates(C, priors="dim_scaled")
+    np.testing.assert_allclose(wide.init_params()["noise"], 1e-2, rtol=1e-6)  # the median
+    m = GPModel.for_candidates(C)
+    assert m == GPModel.for_candidates(C, priors="dim_scaled")
     assert set(m.priors) == {"lengthscale", "noise"}
     loc = np.sqrt(2) + 0.5 * np.log(3) + np.log(ranges)
     np.testing.assert_allclose(m.priors["lengthscale"].loc, loc, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(m.priors["lengthscale"].scale), np.sqrt(3), rtol=1e-6)
     p = m.init_params(jnp.float32)
     assert p["lengthscale"].shape == (3,)
+    np.testing.assert_allclose(p["lengthscale"], np.exp(loc - 3.0), rtol=1e-5)  # the mode
     gp = m.build(p)
-    np.testing.assert_allclose(float(gp.noise), float(np.exp(-4.0)) + 1e-4, rtol=1e-6)
+    np.testing.assert_allclose(float(gp.noise), float(np.exp(-5.0)) + 1e-4, rtol=1e-5)
+    with pytest.raises(ValueError, match="unknown start"):
+        dataclasses.replace(m, start="mean")
     assert np.all(np.asarray(gp.kernel.variance) == 1.0)
     # noiseless data: MAP drives the noise parameter down, the GP's noise stays above the floor
     X = rs.uniform(0, 1, (30, 3))

@@ -38,9 +38,10 @@ def seeded(sim, config, **kw):
 
 
 def rbf_posterior_var(X, Xs, p, dtype):
-    """Independent NumPy posterior variance of an RBF GP (float64)."""
-    ls, var, noise = (float(np.asarray(p[k])) for k in ("lengthscale", "variance", "noise"))
-    k = lambda A, B: var * np.exp(-0.5 * ((A[:, None] - B[None]) ** 2).sum(-1) / ls**2)
+    """Independent NumPy posterior variance of an RBF GP (float64) of the default family: one
+    lengthscale per dimension, unit variance, noise variance above BoTorch's floor of 1e-4."""
+    ls, var, noise = np.asarray(p["lengthscale"], np.float64), 1.0, float(p["noise"]) + 1e-4
+    k = lambda A, B: var * np.exp(-0.5 * (((A[:, None] - B[None]) / ls) ** 2).sum(-1))
     K = k(X, X) + (noise + default_jitter(dtype)) * np.eye(len(X))
     Ks = k(X, Xs)
     return var - np.einsum("ij,ij->j", Ks, np.linalg.solve(K, Ks))
