@@ -42,7 +42,7 @@ from _common import RESULTS, Timer, r4, run_json, versions, write_results
 from _venvs import peer_python
 from jaxtyping import Array, Float
 
-from jaxscope.campaign import CAMPAIGN_DEFAULTS, init, make_config, run
+from jaxscope.campaign import init, make_config, run
 from jaxscope.cli.campaign import make_problem
 from jaxscope.decide import penalties_by_name
 from jaxscope.gp import GPModel
@@ -280,15 +280,11 @@ def choose(by_choice, problems):
     eligible = [c for c in by_choice if met_all[c]] or list(by_choice)
     chosen = min(eligible, key=lambda c: score[c])
     want = CHOICES[chosen]
-    keys = {"acquisition": "acq", "priors": "priors", "refit_from": "refit_from", "mode": "mode",
-            "penalty": "penalty"}  # fmt: skip
-    agrees = all(CAMPAIGN_DEFAULTS[k] == want[o] for k, o in keys.items())
     return {
         "name": "default_campaign_choice", "problems": problems, "choices": CHOICES,
         "table": tab, "relative_regret": score, "met_on_every_problem": met_all,
         "chosen": chosen, "chosen_options": want, "budget": {"num_init": NUM_INIT,
-        "steps": by_choice[chosen][0]["steps"]}, "library_defaults": dict(CAMPAIGN_DEFAULTS),
-        "library_agrees": agrees,
+        "steps": by_choice[chosen][0]["steps"]},
         "what": "candidate campaign defaults on every problem (same seeds, points and noise as "
         "BoTorch's loop); chosen: met on every problem, then the lowest mean regret relative "
         "to random search",
@@ -391,8 +387,7 @@ def main():
             print(c, {k: v for k, v in rec.items() if k in SHOW}, flush=True)
             by_choice[c].append(rec)
         if args.choose:
-            done = {c: r for c, r in by_choice.items()}
-            choice = choose(done, names[: len(by_choice["logei"])])
+            choice = choose(by_choice, names[: len(next(iter(by_choice.values())))])
             records = by_choice[choice["chosen"]] + [choice]
         else:
             records = by_choice["run"]

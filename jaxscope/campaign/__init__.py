@@ -21,7 +21,6 @@ from .strategies import batch_mesh, run_strategies
 __all__ = [
     "run", "run_campaign", "CAMPAIGN_DEFAULTS", "BATCH_RULES", "MODES", "CampaignConfig",
     "make_config", "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState",
-    "Decision",
-    "History", "decide", "init", "init_random", "match_candidates", "record", "step",
+    "Decision", "History", "decide", "init", "init_random", "match_candidates", "record", "step",
     "batch_mesh", "run_strategies",
 ]  # fmt: skip

@@ -46,7 +46,7 @@ DEFAULTS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``campaign`` subcommand's options."""
-    from ..campaign import CAMPAIGN_DEFAULTS
+    from ..campaign import CAMPAIGN_DEFAULTS, MODES
     from ..decide import PENALTY_NAMES
     from ..decide.acquisition import names as rule_names
     from ..instruments import PROBLEMS
@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mode",
         default=d["mode"],
-        choices=("map", "fixed", "nuts"),
+        choices=MODES,
         help="hyperparameters: MAP refit each step, fixed, or NUTS",
     )
     p.add_argument("--out", default=d["out"], help="output folder (resumed if it holds a run)")

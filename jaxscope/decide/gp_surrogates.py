@@ -205,7 +205,7 @@ class MAPGP(GPSurrogate):
             starts = jax.tree_util.tree_map(
                 lambda a, b: jnp.stack([a, b]), state.params, self._start(obs, self.init_params)
             )
-            both, info = jax.vmap(lambda p: fit(p))(starts)
+            both, info = jax.vmap(fit)(starts)
             best = jnp.argmin(jnp.where(jnp.isfinite(info.loss), info.loss, jnp.inf))
             params = jax.tree_util.tree_map(lambda a: a[best], both)
         samples = _expand(params)
