@@ -2,7 +2,9 @@
 
 * :mod:`~jaxscope.decide.surrogate`: the :class:`Surrogate` protocol (``init``/``update``/
   ``predictive``/``condition``) and :class:`Belief`; :mod:`~jaxscope.decide.gp_surrogates`:
-  :class:`MAPGP`, :class:`NUTSGP`, :class:`HeldGP`;
+  :class:`MAPGP`, :class:`NUTSGP`, :class:`HeldGP`; :mod:`~jaxscope.decide.hypotheses` and
+  :mod:`~jaxscope.decide.hypothesis_learning`: competing physical models fitted in one program
+  (:class:`HypothesisSet`, :class:`HypothesisLearner`);
 * :mod:`~jaxscope.decide.policy`: acquisition rules + penalties + their state;
   :mod:`~jaxscope.decide.acquisition` (rules), :mod:`~jaxscope.decide.lookahead` (knowledge
   gradient), :mod:`~jaxscope.decide.penalties` (masks, memories, travel cost);
@@ -14,6 +16,14 @@
 
 from . import acquisition, continuous, fantasy, joint, lookahead, penalties, units
 from .gp_surrogates import MAPGP, NUTSGP, CachedGPBelief, GPBelief, GPState, HeldGP
+from .hypotheses import HypothesisSet, StackedFamily
+from .hypothesis_learning import (
+    HYPOTHESIS_RULES,
+    HypothesisLearner,
+    HypothesisScores,
+    HypothesisState,
+    HypothesisTrace,
+)
 from .policy import (
     PENALTY_NAMES,
     FunctionPenalty,
@@ -46,5 +56,6 @@ __all__ = [
     "RecentPointsMemory", "TravelCost", "make_policy", "penalties_by_name", "PENALTY_NAMES",
     "Argmax", "Believer", "Exclusion",
     "JointMC", "SelectContext", "Selector", "nms", "selector_by_name", "Belief",
-    "FantasyBelief", "Surrogate",
+    "FantasyBelief", "Surrogate", "HypothesisSet", "StackedFamily", "HYPOTHESIS_RULES",
+    "HypothesisLearner", "HypothesisScores", "HypothesisState", "HypothesisTrace",
 ]  # fmt: skip

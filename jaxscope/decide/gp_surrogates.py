@@ -13,7 +13,9 @@ All three keep one :class:`GPState` (a pytree of fixed shapes):
 
 Any model family works (:class:`~jaxscope.gp.ModelFamily`: a :class:`~jaxscope.gp.GPModel`, with
 a physics mean function or not, or a user's class), so the structured-mean GP is
-``MAPGP(GPModel(kernel=..., priors=..., mean=physics))`` or the same with ``NUTSGP``. Targets are
+``NUTSGP(StructuredFamily(physics))`` (physics priors in physical units: the family learns the
+surrogate's target scaling, :meth:`GPSurrogate.family`), the structured model without a GP
+``NUTSGP(StructuredFamily(physics, kernel=None))``, or ``MAPGP`` of either. Targets are
 standardised (``standardize=True``) with a scaler refitted at every update, except by
 :class:`HeldGP`, which freezes it at :meth:`~HeldGP.init` so that its rank-1 updates stay exact.
 
@@ -90,9 +92,16 @@ class GPSurrogate(Surrogate):
             return Standardizer.fit(obs)
         return Standardizer.identity(obs.y.dtype)
 
+    def family(self, scaler: Standardizer) -> ModelFamily:
+        """The model family in the units ``scaler`` maps to: a family with a ``scaled`` method
+        (a :class:`~jaxscope.gp.StructuredFamily`, whose physics priors are in physical units)
+        learns the scaling; any other is used as it is."""
+        scaled = getattr(self.model, "scaled", None)
+        return scaled(scaler) if callable(scaled) else self.model
+
     def _condition(self, samples: Params, scaler: Standardizer, obs: Observations) -> Posterior:
-        obs_s = scaler.apply(obs)
-        return eqx.filter_vmap(lambda s: self.model.build(s).condition(obs_s))(samples)
+        obs_s, fam = scaler.apply(obs), self.family(scaler)
+        return eqx.filter_vmap(lambda s: fam.build(s).condition(obs_s))(samples)
 
     def _start(self, obs: Observations, params: Params | None) -> Params:
         params = self.model.init_params(obs.X.dtype) if params is None else params
@@ -194,7 +203,7 @@ class MAPGP(GPSurrogate):
         scaler = self._scaler(obs)
         obs_s = scaler.apply(obs)
         fit = partial(
-            fit_map, self.model, obs_s, optimizer=self.optimizer, num_steps=self.map_steps,
+            fit_map, self.family(scaler), obs_s, optimizer=self.optimizer, num_steps=self.map_steps,
             tol=self.map_tol,
         )  # fmt: skip
         if self.refit_from == "previous":
@@ -234,7 +243,7 @@ class NUTSGP(GPSurrogate):
     def update(self, state: GPState, obs: Observations, key) -> GPState:
         scaler = self._scaler(obs)
         res = fit_nuts(
-            self.model,
+            self.family(scaler),
             scaler.apply(obs),
             key,
             num_warmup=self.num_warmup,
@@ -267,7 +276,11 @@ class HeldGP(GPSurrogate):
         params = self._start(obs, self.params)
         if self.params is None:
             params = fit_map(
-                self.model, scaler.apply(obs), params, num_steps=self.map_steps, tol=self.map_tol
+                self.family(scaler),
+                scaler.apply(obs),
+                params,
+                num_steps=self.map_steps,
+                tol=self.map_tol,
             )[0]
         samples = _expand(params)
         post = self._condition(samples, scaler, obs)

@@ -6,9 +6,11 @@ One module a concept: :mod:`~jaxscope.gp.observations` (fixed-capacity buffers),
 :mod:`~jaxscope.gp.sampling` (pathwise draws), :mod:`~jaxscope.gp.predictive` (the one chunked,
 sample-batched prediction path and :class:`Predictive`), :mod:`~jaxscope.gp.model` (families
 with priors), :mod:`~jaxscope.gp.inference` (MAP and NUTS), :mod:`~jaxscope.gp.grids` and
-:mod:`~jaxscope.gp.reconstruct` (a surface from sparse pixels).
+:mod:`~jaxscope.gp.reconstruct` (a surface from sparse pixels), :mod:`~jaxscope.gp.structured`
+(physics mean + optional GP residual) and :mod:`~jaxscope.gp.criteria` (PSIS-LOO, WAIC, R̂).
 """
 
+from .criteria import LOO, WAIC, gpd_fit, pseudo_bma_weights, psis_loo, split_rhat, waic
 from .exact import GP, Posterior, PredictiveCache, cross_covariance, moments_from_solve
 from .grids import grid_points, unit_grid
 from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
@@ -28,6 +30,7 @@ from .predictive import (
     predict_mixture,
     sample_moments,
 )
+from .structured import StructuredFamily, loo_log_densities, residual_priors
 
 __all__ = [
     "GP", "Posterior", "PredictiveCache", "cross_covariance", "moments_from_solve",
@@ -36,5 +39,7 @@ __all__ = [
     "GPModel", "ModelFamily", "ParametricMean", "Params", "stack_params", "Observations",
     "Standardizer", "Predictive", "from_cache", "from_model", "from_moments", "from_posterior",
     "from_samples", "incumbent", "mixture_moments", "posterior_draws", "predict_mixture",
-    "sample_moments",
+    "sample_moments", "LOO", "WAIC", "gpd_fit", "psis_loo", "pseudo_bma_weights", "split_rhat",
+    "waic",
+    "StructuredFamily", "loo_log_densities", "residual_priors",
 ]  # fmt: skip

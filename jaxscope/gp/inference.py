@@ -135,12 +135,14 @@ def fit_map(
 
 
 class NUTSResult(NamedTuple):
-    """Samples (constrained, leading axes ``(chain, draw)``) and per-draw sampler statistics."""
+    """Samples (constrained, leading axes ``(chain, draw)``) and per-draw sampler statistics
+    (``log_density``: the sampler's target, log posterior density on unconstrained space)."""
 
     samples: Params
     accept_prob: Array
     diverging: Array
     num_steps: Array
+    log_density: Array | None = None
 
 
 def _potential_gen(model: ModelFamily):
@@ -190,21 +192,24 @@ def _nuts_run(
 
         def body(state, _):
             state = sample_kernel(state, model_args=(obs,))
-            return state, (state.z, state.accept_prob, state.diverging, state.num_steps)
+            return state, (
+                state.z, state.accept_prob, state.diverging, state.num_steps,
+                -state.potential_energy,
+            )  # fmt: skip
 
         # One scan over warm-up and sampling (the kernel adapts while state.i < num_warmup):
         # the NUTS body is traced and compiled once, not twice; warm-up draws are dropped.
         _, out = jax.lax.scan(body, state, length=num_warmup + num_samples)
-        z, acc, div, nsteps = jax.tree_util.tree_map(lambda a: a[num_warmup:], out)
-        return jax.vmap(model.constrain)(z), acc, div, nsteps
+        z, acc, div, nsteps, logp = jax.tree_util.tree_map(lambda a: a[num_warmup:], out)
+        return jax.vmap(model.constrain)(z), acc, div, nsteps, logp
 
     keys = jax.random.split(key, num_chains)
     if num_chains == 1:  # no vmap over a single chain: cheaper to trace, compile and run
         out = jax.tree_util.tree_map(lambda a: a[None], one_chain(keys[0]))
     else:
         out = jax.vmap(one_chain)(keys)
-    samples, acc, div, nsteps = out
-    return NUTSResult(samples, acc, div, nsteps)
+    samples, acc, div, nsteps, logp = out
+    return NUTSResult(samples, acc, div, nsteps, logp)
 
 
 def fit_nuts(
