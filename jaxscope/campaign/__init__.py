@@ -7,12 +7,19 @@
   :func:`record`, :func:`step`;
 * :mod:`~jaxscope.campaign.compiled`: a whole campaign as one ``lax.scan``;
 * :mod:`~jaxscope.campaign.metrics`: regret, top-1 % found, map RMSE, cost;
-* :mod:`~jaxscope.campaign.strategies`: rules × problems × seeds in one program, sharded.
+* :mod:`~jaxscope.campaign.strategies`: rules × problems × seeds in one program, sharded;
+* :mod:`~jaxscope.campaign.hypotheses`: hypothesis-learning campaigns (which law holds).
 """
 
 from .compiled import run, run_campaign
 from .config import BATCH_RULES, MODES, CampaignConfig, make_config, make_surrogate
 from .defaults import CAMPAIGN_DEFAULTS
+from .hypotheses import (
+    HYPOTHESIS_DEFAULTS,
+    PROBLEM_LAWS,
+    hypothesis_config,
+    transition_hypotheses,
+)
 from .metrics import campaign_metrics, map_rmse, step_cost
 from .state import CampaignState, Decision, History
 from .step import decide, init, init_random, match_candidates, record, step
@@ -22,5 +29,6 @@ __all__ = [
     "run", "run_campaign", "CAMPAIGN_DEFAULTS", "BATCH_RULES", "MODES", "CampaignConfig",
     "make_config", "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState",
     "Decision", "History", "decide", "init", "init_random", "match_candidates", "record", "step",
-    "batch_mesh", "run_strategies",
+    "batch_mesh", "run_strategies", "HYPOTHESIS_DEFAULTS", "PROBLEM_LAWS", "hypothesis_config",
+    "transition_hypotheses",
 ]  # fmt: skip

@@ -46,7 +46,7 @@ DEFAULTS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``campaign`` subcommand's options."""
-    from ..campaign import CAMPAIGN_DEFAULTS, MODES
+    from ..campaign import CAMPAIGN_DEFAULTS, HYPOTHESIS_DEFAULTS, MODES, PROBLEM_LAWS
     from ..decide import PENALTY_NAMES
     from ..decide.acquisition import names as rule_names
     from ..instruments import PROBLEMS
@@ -60,13 +60,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--acquisition",
-        default=d["acquisition"],
-        help=f"acquisition rule: {', '.join(rule_names())} (default {d['acquisition']})",
+        default=None,
+        help=f"acquisition rule: {', '.join(rule_names())} (default {d['acquisition']}; "
+        f"maxvar with --mode hypotheses)",
     )
-    p.add_argument("--steps", type=int, default=d["steps"], help="campaign steps")
+    p.add_argument(
+        "--steps", type=int, default=None,
+        help=f"campaign steps (default {d['steps']}; {HYPOTHESIS_DEFAULTS['steps']} with --mode "
+        "hypotheses)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=d["batch_size"], help="points per step (q)")
     p.add_argument("--seed", type=int, default=d["seed"], help="seed of problem, noise, choices")
-    p.add_argument("--num-init", type=int, default=d["num_init"], help="random seed points")
+    p.add_argument(
+        "--num-init", type=int, default=None,
+        help=f"random seed points (default {d['num_init']}; {HYPOTHESIS_DEFAULTS['num_init']} "
+        "with --mode hypotheses)",
+    )  # fmt: skip
     p.add_argument(
         "--size",
         type=int,
@@ -82,9 +91,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--mode",
-        default=d["mode"],
-        choices=MODES,
-        help="hyperparameters: MAP refit each step, fixed, or NUTS",
+        default=None,
+        choices=(*MODES, "hypotheses"),
+        help=f"hyperparameters: MAP refit each step, fixed, or NUTS (default {d['mode']}); "
+        "hypotheses: learn which of competing physical laws holds (the default on "
+        f"{', '.join(PROBLEM_LAWS)})",
     )
     p.add_argument("--out", default=d["out"], help="output folder (resumed if it holds a run)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out")
@@ -105,16 +116,31 @@ def make_problem(name: str, seed: int, size: int):
     return make_simulator(name, key=key)
 
 
+def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the options left unset: hypothesis learning on problems with competing laws
+    (:data:`~jaxscope.campaign.PROBLEM_LAWS`), the campaign defaults elsewhere."""
+    from ..campaign import CAMPAIGN_DEFAULTS, HYPOTHESIS_DEFAULTS, PROBLEM_LAWS
+
+    if args.mode is None:
+        args.mode = "hypotheses" if args.problem in PROBLEM_LAWS else CAMPAIGN_DEFAULTS["mode"]
+    d = HYPOTHESIS_DEFAULTS if args.mode == "hypotheses" else CAMPAIGN_DEFAULTS
+    for name in ("acquisition", "steps", "num_init"):
+        if getattr(args, name) is None:
+            setattr(args, name, d[name])
+    return args
+
+
 def run_campaign(args: argparse.Namespace) -> dict:
     """Run (or resume) the campaign described by ``args``; returns the metrics dict."""
     import jax.numpy as jnp
 
-    from ..campaign import campaign_metrics, make_config
+    from ..campaign import campaign_metrics, hypothesis_config, make_config
     from ..decide import penalties_by_name
     from ..host import HostRunner
     from ..host.runner import decide_jit
     from ..instruments import SimulatorInstrument
 
+    args = resolve_defaults(args)
     if args.steps < 1 or args.batch_size < 1 or args.num_init < 1:
         raise ValueError("--steps, --batch-size and --num-init must be positive")
     if os.path.exists(args.out) and not os.path.isdir(args.out):
@@ -131,13 +157,18 @@ def run_campaign(args: argparse.Namespace) -> dict:
         )
     if args.overwrite and os.path.isdir(args.out):
         shutil.rmtree(args.out)
-    config = make_config(
-        sim.candidates,
-        acquisition=args.acquisition,
-        mode=args.mode,
-        q=args.batch_size,
-        penalties=penalties_by_name(args.penalty, sim.candidates),
-    )
+    if args.mode == "hypotheses":
+        config = hypothesis_config(
+            sim, acquisition=args.acquisition, max_steps=args.steps + 1
+        )  # fmt: skip
+    else:
+        config = make_config(
+            sim.candidates,
+            acquisition=args.acquisition,
+            mode=args.mode,
+            q=args.batch_size,
+            penalties=penalties_by_name(args.penalty, sim.candidates),
+        )
     meta = {"problem": args.problem, "acquisition": args.acquisition, "size": args.size,
             "penalty": args.penalty}  # fmt: skip
     try:
@@ -161,7 +192,9 @@ def run_campaign(args: argparse.Namespace) -> dict:
         state = runner.run(inst)
         final = decide_jit(state, runner.config, runner.problem_view())
         records = runner.journal.records
-    metrics = {k: np.asarray(v).tolist() for k, v in campaign_metrics(state, sim).items()}
+    # NaN (e.g. the RMSE a hypothesis campaign does not track) is written as null
+    metrics = {k: _finite_or_none(np.asarray(v).tolist()) for k, v in
+               campaign_metrics(state, sim).items()}  # fmt: skip
     C = np.asarray(sim.candidates)
     n = int(state.obs.count)
     X, y = np.asarray(state.obs.X[:n]), np.asarray(state.obs.y[:n])
@@ -194,11 +227,47 @@ def run_campaign(args: argparse.Namespace) -> dict:
         "failures": sum(r["kind"] == "failure" for r in records),
         "journal": "journal.jsonl",
     }
+    if args.mode == "hypotheses":
+        out["hypotheses"] = hypothesis_report(config, state, sim)
     out["figures"] = _figures(args.out, sim, state, final, metrics, jnp)
     out["timing"]["total_s"] = time.time() - t0
     with open(os.path.join(args.out, "metrics.json"), "w") as fh:
         json.dump(out, fh, indent=1, allow_nan=False, default=_json_safe)
     return out
+
+
+def hypothesis_report(config, state, sim) -> dict:
+    """Per step: the chosen law and every law's posterior probability; the final choice and
+    its x_c posterior (mean, 90 % interval); the hidden truth where the simulator has one."""
+    learner, hs = config.surrogate, config.surrogate.hypotheses
+    tr, n = state.model.trace, int(state.model.step)
+    probs = np.asarray(tr.probs[:n])
+    best = int(np.argmax(probs[-1]))
+    out = {
+        "laws": list(hs.labels),
+        "per_step": [
+            {
+                "chosen": hs.labels[int(s)],
+                "probs": dict(zip(hs.labels, np.round(p, 4).tolist(), strict=True)),
+            }
+            for s, p in zip(np.asarray(tr.selected[:n]), probs, strict=True)
+        ],
+        "final_choice": hs.labels[best],
+    }
+    samples = learner.physics_samples(state.model, best)
+    if "xc" in samples:
+        xc = np.asarray(samples["xc"])
+        out["xc"] = {"mean": float(xc.mean()), "q05": float(np.quantile(xc, 0.05)),
+                     "q95": float(np.quantile(xc, 0.95))}  # fmt: skip
+    if hasattr(sim, "law"):
+        out["truth"] = {"law": sim.law, **{k: float(v) for k, v in sim.params.items()}}
+    return out
+
+
+def _finite_or_none(v):
+    if isinstance(v, list):
+        return [_finite_or_none(x) for x in v]
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _json_safe(v):
@@ -286,12 +355,24 @@ def _figures(out: str, sim, state, decision, metrics: dict, jnp) -> list[str]:
 def main(args: argparse.Namespace) -> int:
     """Entry point of ``jaxscope campaign``: run, print a summary, return the exit code."""
     out = run_campaign(args)
+    if "hypotheses" in out:
+        h = out["hypotheses"]
+        print("step  chosen        " + "  ".join(f"P({k})" for k in h["laws"]))
+        for i, row in enumerate(h["per_step"]):
+            ps = "  ".join(f"{row['probs'][k]:>{len(k) + 3}.3f}" for k in h["laws"])
+            print(f"{i:>4}  {row['chosen']:<12}  {ps}")
+        xc = h.get("xc")
+        print(f"final choice: {h['final_choice']}"
+              + (f", x_c = {xc['mean']:.3f} [{xc['q05']:.3f}, {xc['q95']:.3f}]" if xc else "")
+              + (f"; truth: {h['truth']['law']}, x_c = {h['truth']['xc']:.3f}"
+                 if "truth" in h else ""))  # fmt: skip
     f, b = out["final"], out["best_measured"]
     print(
         f"{out['problem']}: {out['steps']} steps × {out['batch_size']} ({out['acquisition']}), "
         f"best measured {b['y']:.4g} at {np.round(b['x'], 4).tolist()}, "
-        f"regret {f['regret']:.4g}, top-1% found {f['top_found']:.2f}, RMSE {f['rmse']:.4g}; "
-        f"{out['timing']['total_s']:.1f} s"
+        f"regret {f['regret']:.4g}, top-1% found {f['top_found']:.2f}, "
+        + (f"RMSE {f['rmse']:.4g}; " if f["rmse"] is not None else "")
+        + f"{out['timing']['total_s']:.1f} s"
     )
     print(f"wrote {args.out}/: journal.jsonl, metrics.json, {', '.join(out['figures'])}")
     return 0

@@ -105,6 +105,9 @@ class HypothesisLearner(GPSurrogate):
             branch), ``"map"`` (``lax.map``, one lane after another) or ``"auto"`` (map on CPU,
             where it compiles in half the time and runs faster, vmap on accelerators; measured
             by ``benchmarks/hypotheses.py``).
+        max_tree_depth: NUTS tree depth limit (8: at most 255 leapfrog steps a draw; a wrong
+            hypothesis's posterior can be so ill-conditioned that depth 10 runs 1023 steps on
+            every draw, 8× the time, for no better answer).
         max_steps: rows of the trace.
         new_window: the newest measurements scored by ``lpd_new`` (the last ``new_window``).
     """
@@ -127,6 +130,7 @@ class HypothesisLearner(GPSurrogate):
     new_window: int = eqx.field(static=True, default=4)
     dense_mass: bool = eqx.field(static=True, default=True)
     lanes: str = eqx.field(static=True, default="auto")
+    max_tree_depth: int = eqx.field(static=True, default=8)
 
     def __check_init__(self):
         if self.hypothesis_rule not in HYPOTHESIS_RULES:
@@ -154,6 +158,7 @@ class HypothesisLearner(GPSurrogate):
             res = fit_nuts(
                 fam, obs_s, k, num_warmup=self.num_warmup, num_samples=self.num_samples,
                 num_chains=1, dense_mass=self.dense_mass, init={"u": u0},
+                max_tree_depth=self.max_tree_depth,
             )  # fmt: skip
             return res.samples["u"][0], res.log_density[0]
 
@@ -358,7 +363,15 @@ class HypothesisLearner(GPSurrogate):
         )  # fmt: skip
 
     def init(self, key, obs: Observations) -> HypothesisState:
-        """The first warm-up step: every hypothesis fitted from its prior centres."""
+        """The first warm-up step: every hypothesis fitted from its prior centres (compiled as
+        one program also when called eagerly, e.g. by ``campaign.init``)."""
+        return _init(self, key, obs)
+
+    def update(self, state: HypothesisState, obs: Observations, key) -> HypothesisState:
+        return _update(self, state, obs, key)
+
+    def start(self, key, obs: Observations) -> HypothesisState:
+        """:meth:`init` without its own ``jit`` (what :meth:`init` compiles)."""
         H, C, K, T = self.hypotheses.num, self.num_chains, self.num_keep, self.max_steps
         dt = obs.X.dtype
         u0 = jnp.stack([self.hypotheses.init_flat(i, dt) for i in range(H)])
@@ -381,9 +394,6 @@ class HypothesisLearner(GPSurrogate):
         )  # fmt: skip
         return self._advance(state, obs, key)
 
-    def update(self, state: HypothesisState, obs: Observations, key) -> HypothesisState:
-        return self._advance(state, obs, key)
-
     def length_scale(self, state) -> Array:
         if self.hypotheses.kernel is None:
             return super().length_scale(state)  # no lengthscale: refuses clearly
@@ -400,3 +410,13 @@ class HypothesisLearner(GPSurrogate):
     def physics_samples(self, state: HypothesisState, h: int) -> dict:
         """Constrained physics parameter samples ``(K, ...)`` of hypothesis ``h``."""
         return self.hypotheses.physics_values(h, state.u[h])
+
+
+@eqx.filter_jit
+def _init(learner: HypothesisLearner, key, obs):
+    return learner.start(key, obs)
+
+
+@eqx.filter_jit
+def _update(learner: HypothesisLearner, state, obs, key):
+    return learner._advance(state, obs, key)
