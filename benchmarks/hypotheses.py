@@ -227,21 +227,26 @@ def run_b7(ns, total, seeds, peer_from, no_peer):
             "gpax_b7.json",
             7200,
         )
-        if "error" in g:
-            rec["peer_error"] = g["error"][-500:]
-        else:
-            pr = g["seeds"] if "seeds" in g else g["runs"]
-            walls = [r["total_wall_s"] for r in pr]
-            rec.update(
-                peer="gpax 0.1.9",
-                peer_s=C.r4(walls[0]),
-                speedup=C.ratio(walls[0], rec["jaxscope_s"]),
-            )
-            rec["peer_seeds_measured"] = len(walls)
-            rec["peer_compile_fraction"] = pr[0].get("compile_fraction")
-            rec["peer_choices"] = pr[0].get("model_choices") or pr[0].get("choices")
+        b7_peer(rec, g)
     rec["met"] = bool(rec.get("speedup", 0) >= 10)
     return rec
+
+
+def b7_peer(rec, g):
+    if "error" in g:
+        rec["peer_error"] = g["error"][-500:]
+        return
+    pr = g["seeds"]
+    walls = [r["total_wall_s"] for r in pr]
+    rec.pop("peer_error", None)
+    rec.update(
+        peer="gpax 0.1.9", peer_s=C.r4(walls[0]), speedup=C.ratio(walls[0], rec["jaxscope_s"])
+    )
+    rec["peer_seeds_measured"] = len(walls)
+    rec["peer_compile_s"] = pr[0].get("total_compile_s")
+    rec["peer_n_fits"] = pr[0].get("n_fits")
+    rec["peer_choices"] = pr[0].get("model_choices")
+    rec["met"] = bool(rec["speedup"] >= 10)
 
 
 # --- quality ------------------------------------------------------------------------------------
@@ -302,30 +307,53 @@ def run_quality(draws, steps, ns, peer_from, no_peer, out_dir):
     if not no_peer:
         g = peer("gpax_hypo_quality.py", [path, os.path.join(out_dir, "gpax_quality.json")],
                  peer_from, "gpax_quality.json", 7200)  # fmt: skip
-        if "error" in g and not g.get("draws"):
-            rec["peer_error"] = str(g["error"])[-500:]
-        else:
-            gd = g.get("draws") or g.get("per_draw") or []
-            idx = [r["draw"] for r in gd]
-            g_ok = [r["final_choice"] == laws[r["draw"]] for r in gd]
-            g_xc = [r.get("xc_samples_summary", {}) for r in gd]
-            rec["peer"] = "gpax 0.1.9"
-            rec["peer_draws_measured"] = len(gd)
-            rec["quality"]["peer_true_law_fraction"] = float(np.mean(g_ok)) if gd else None
-            rec["quality"]["jaxscope_true_law_fraction_same_draws"] = (
-                float(np.mean([ok[i] for i in idx])) if gd else None)  # fmt: skip
-            errs = [abs(s["mean"] - xc[i]) for s, i in zip(g_xc, idx, strict=True) if "mean" in s]
-            covs = [
-                s["q05"] <= xc[i] <= s["q95"] for s, i in zip(g_xc, idx, strict=True) if "q05" in s
-            ]
-            rec["quality"]["peer_xc_abs_error_median"] = (
-                C.r4(float(np.median(errs))) if errs else None
-            )
-            rec["quality"]["peer_xc_90_coverage"] = float(np.mean(covs)) if covs else None
-            if gd:
-                rec["met"] = bool(rec["quality"]["jaxscope_true_law_fraction_same_draws"]
-                                  >= rec["quality"]["peer_true_law_fraction"])  # fmt: skip
+        quality_peer(rec, g, laws, xc, ok)
     return rec
+
+
+def quality_peer(rec, g, laws, xc, ok):
+    if "error" in g and not g.get("draws"):
+        rec["peer_error"] = str(g["error"])[-500:]
+    else:
+        gd = g.get("draws") or []
+        idx = [r["draw"] for r in gd]
+        g_ok = [r["final_choice"] == laws[r["draw"]] for r in gd]
+        g_xc = [r.get("xc_summary", {}) for r in gd]
+        rec.pop("peer_error", None)
+        rec["peer"] = "gpax 0.1.9"
+        rec["peer_partial"] = bool(g.get("partial", False))
+        rec["peer_draws_measured"] = len(gd)
+        rec["quality"]["peer_true_law_fraction"] = float(np.mean(g_ok)) if gd else None
+        rec["quality"]["jaxscope_true_law_fraction_same_draws"] = (
+            float(np.mean([ok[i] for i in idx])) if gd else None)  # fmt: skip
+        errs = [abs(s["mean"] - xc[i]) for s, i in zip(g_xc, idx, strict=True) if "mean" in s]
+        covs = [s["q05"] <= xc[i] <= s["q95"] for s, i in zip(g_xc, idx, strict=True) if "q05" in s]
+        rec["quality"]["peer_xc_abs_error_median"] = C.r4(float(np.median(errs))) if errs else None
+        rec["quality"]["peer_xc_90_coverage"] = float(np.mean(covs)) if covs else None
+        if gd:
+            rec["met"] = bool(rec["quality"]["jaxscope_true_law_fraction_same_draws"]
+                              >= rec["quality"]["peer_true_law_fraction"])  # fmt: skip
+
+
+def merge_peers(path, peer_from):
+    """Fill the peer fields of an existing results file from the peer runners' JSON (peers that
+    ran alongside, and finished after, jaxscope's side of the same run)."""
+    with open(path) as f:
+        res = json.load(f)
+    for rec in res["records"]:
+        if rec["name"] == "gpax_B7_end_to_end":
+            b7_peer(rec, peer(None, [], peer_from, "gpax_b7.json", 0))
+        if rec["name"] == "true_law_selected_20_draws":
+            per = rec["per_draw"]
+            laws = [LAWS.index(p["law"]) for p in per]
+            xc = [p["xc"] for p in per]
+            ok = [p["choice"] == p["law"] for p in per]
+            quality_peer(rec, peer(None, [], peer_from, "gpax_quality.json", 0), laws, xc, ok)
+    res["peers_merged"] = time.strftime("%Y-%m-%d %H:%M")
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1, default=float)
+        f.write("\n")
+    print(f"merged peers into {path}")
 
 
 # --- scale ----------------------------------------------------------------------------------------
@@ -382,7 +410,10 @@ def main(argv=None):
     ap.add_argument("--only", default="b4,b7,quality,scale")
     ap.add_argument("--draws", type=int, default=20)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--merge-peers", action="store_true", help="only fill peer fields of --out")
     a = ap.parse_args(argv)
+    if a.merge_peers:
+        return merge_peers(a.out or os.path.join(RESULTS, "hypotheses.json"), a.peer_from)
     only = a.only.split(",")
     q = a.quick
     out_dir = os.path.join(RESULTS, "peer_raw")

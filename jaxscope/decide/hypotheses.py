@@ -27,10 +27,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from jaxtyping import Array, Float, Int
 from numpyro.distributions.transforms import biject_to
 
 from ..gp import GP, Observations, ParametricMean, Params
 from ..gp.structured import StructuredFamily, prior_center
+from .gp_surrogates import GPState
 
 
 def _entries(priors: dict) -> tuple[tuple[str, tuple, tuple], ...]:
@@ -286,3 +288,44 @@ class StackedFamily(eqx.Module):
 
     def log_posterior(self, params: Params, obs: Observations):
         return self.log_density_unconstrained(params, obs)
+
+
+class HypothesisScores(eqx.Module):
+    """Per-hypothesis scores of one step (each ``(H,)``)."""
+
+    elpd_loo: Float[Array, " h"]
+    waic: Float[Array, " h"]
+    p_loo: Float[Array, " h"]
+    pareto_k: Float[Array, " h"]
+    probs: Float[Array, " h"]
+    median_var: Float[Array, " h"]
+    lpd_new: Float[Array, " h"]
+    rhat: Float[Array, " h"]
+    restarts: Int[Array, " h"]
+
+
+class HypothesisTrace(eqx.Module):
+    """One row per step: chosen hypothesis, probabilities, rewards, cumulative new-point lpd."""
+
+    selected: Int[Array, " t"]
+    probs: Float[Array, "t h"]
+    rewards: Float[Array, "t h"]
+    elpd_loo: Float[Array, "t h"]
+    lpd_new: Float[Array, "t h"]
+
+
+class HypothesisState(GPState):
+    """:class:`~jaxscope.decide.GPState` of the chosen hypothesis (``post``, ``samples``) plus
+    every hypothesis's flat samples ``u`` ``(H, K, P)``, the chains' last draws ``last``
+    ``(H, C, P)``, the reward ``record`` ``(H, 2)`` (visits, mean reward), the chosen hypothesis,
+    the previous median variance, the step count, the scores and the trace."""
+
+    u: Float[Array, "h k p"] = None
+    last: Float[Array, "h c p"] = None
+    record: Float[Array, "h 2"] = None
+    selected: Int[Array, ""] = None
+    prev_obj: Float[Array, ""] = None
+    count: Int[Array, ""] = None
+    step: Int[Array, ""] = None
+    scores: HypothesisScores = None
+    trace: HypothesisTrace = None

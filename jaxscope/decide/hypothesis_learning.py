@@ -33,58 +33,23 @@ from __future__ import annotations
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, Int
+from jaxtyping import Array, Float
 
 from ..gp import Observations, Posterior, Standardizer, fit_nuts, from_posterior
 from ..gp.criteria import pseudo_bma_weights, psis_loo, split_rhat, waic
 from ..gp.structured import loo_log_densities
-from .gp_surrogates import GPState, GPSurrogate
-from .hypotheses import HypothesisSet, StackedFamily
+from .gp_surrogates import GPSurrogate
+from .hypotheses import (
+    HypothesisScores,
+    HypothesisSet,
+    HypothesisState,
+    HypothesisTrace,
+    StackedFamily,
+)
 
 HYPOTHESIS_RULES = ("eps_greedy", "softmax", "thompson")
 FIT = ("all", "selected")
 LANES = ("auto", "vmap", "map")
-
-
-class HypothesisScores(eqx.Module):
-    """Per-hypothesis scores of one step (each ``(H,)``)."""
-
-    elpd_loo: Float[Array, " h"]
-    waic: Float[Array, " h"]
-    p_loo: Float[Array, " h"]
-    pareto_k: Float[Array, " h"]
-    probs: Float[Array, " h"]
-    median_var: Float[Array, " h"]
-    lpd_new: Float[Array, " h"]
-    rhat: Float[Array, " h"]
-    restarts: Int[Array, " h"]
-
-
-class HypothesisTrace(eqx.Module):
-    """One row per step: chosen hypothesis, probabilities, rewards, cumulative new-point lpd."""
-
-    selected: Int[Array, " t"]
-    probs: Float[Array, "t h"]
-    rewards: Float[Array, "t h"]
-    elpd_loo: Float[Array, "t h"]
-    lpd_new: Float[Array, "t h"]
-
-
-class HypothesisState(GPState):
-    """:class:`~jaxscope.decide.GPState` of the chosen hypothesis (``post``, ``samples``) plus
-    every hypothesis's flat samples ``u`` ``(H, K, P)``, the chains' last draws ``last``
-    ``(H, C, P)``, the reward ``record`` ``(H, 2)`` (visits, mean reward), the chosen hypothesis,
-    the previous median variance, the step count, the scores and the trace."""
-
-    u: Float[Array, "h k p"] = None
-    last: Float[Array, "h c p"] = None
-    record: Float[Array, "h 2"] = None
-    selected: Int[Array, ""] = None
-    prev_obj: Float[Array, ""] = None
-    count: Int[Array, ""] = None
-    step: Int[Array, ""] = None
-    scores: HypothesisScores = None
-    trace: HypothesisTrace = None
 
 
 class HypothesisLearner(GPSurrogate):
