@@ -423,7 +423,7 @@ def main(argv=None):
         records.append(run_b4(50 if q else 500, 200 if q else 1000, a.peer_from, a.no_peer or q))
         C.log(records[-1])
     if "b7" in only:
-        records.append(run_b7(50 if q else 500, 6 if q else 15, [1] if q else [1, 2],
+        records.append(run_b7(50 if q else 500, 6 if q else 15, [1],
                               a.peer_from, a.no_peer or q))  # fmt: skip
         C.log({k: v for k, v in records[-1].items() if k != "jaxscope_runs"})
     if "quality" in only:

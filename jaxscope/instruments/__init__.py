@@ -7,7 +7,10 @@
 * :class:`Simulator`: pure-JAX simulated instrument (candidates, bounds, ``measure``, ``truth``,
   ``cost``); :class:`ThreeGaussians` (GPim toy), :class:`IsingSimulator` (J1–J2 specific heat),
   :class:`SparseScanSimulator` (surface topography), :class:`SyntheticFunction` (Branin,
-  Hartmann-3/6, Ackley, Levy, Rosenbrock, Shekel).
+  Hartmann-3/6, Ackley, Levy, Rosenbrock, Shekel); with a hidden law drawn from a key, for
+  hypothesis learning: :class:`CombiLibrary` (a composition spread whose property follows one of
+  three transition laws) and :class:`DomainWriting` (ferroelectric domain radius against write
+  bias and pulse time, measured from a thresholded phase image).
 * :class:`Instrument`: host protocol, an abstract base (``dim``, ``measure(X) -> y``);
   :class:`SimulatorInstrument`
   adapts a simulator to it; :func:`as_callback` makes any instrument callable from ``jit``.
@@ -25,6 +28,8 @@ from .base import (
     travel_cost,
 )
 from .callback import CallbackProblem, as_callback
+from .combi import CombiLibrary
+from .domains import DomainWriting
 from .grid import GridProblem, stack_problems, tabulate
 from .guarded import GuardedProblem, guard
 from .ising import T_CRITICAL, IsingSimulator
@@ -33,23 +38,34 @@ from .surface import grid_points, make_surface
 from .testfunctions import FUNCTIONS, SyntheticFunction
 from .toy import ThreeGaussians
 
-PROBLEMS = ("three_gaussians", "ising", "sparse_scan", *FUNCTIONS)
+# simulators whose main use is learning a hidden law (their optimum is trivial)
+HYPOTHESIS_PROBLEMS = ("combi_library", "domain_writing")
+PROBLEMS = ("three_gaussians", "ising", "sparse_scan", *FUNCTIONS, *HYPOTHESIS_PROBLEMS)
 
 __all__ = [
     "Problem", "CallbackProblem", "GridProblem", "stack_problems", "tabulate", "GuardedProblem",
     "guard", "Instrument", "InstrumentError", "Negated", "Simulator", "SimulatorInstrument",
     "check_points", "travel_cost", "as_callback", "T_CRITICAL", "IsingSimulator",
     "SparseScanSimulator", "FUNCTIONS", "SyntheticFunction", "ThreeGaussians", "PROBLEMS",
-    "make_simulator", "grid_points", "make_surface",
+    "make_simulator", "grid_points", "make_surface", "CombiLibrary", "DomainWriting",
+    "HYPOTHESIS_PROBLEMS",
 ]  # fmt: skip
 
 
 def make_simulator(name: str, *, key=None, **kwargs) -> Simulator:
-    """A simulator by name: ``three_gaussians``, ``ising``, ``sparse_scan`` or a test function.
+    """A simulator by name: one of :data:`PROBLEMS`.
 
-    ``key`` seeds what is random in the problem (the sparse-scan surface, the test-function
-    candidates); ``kwargs`` go to the constructor. The result is *not* negated: campaigns call
+    Names: ``three_gaussians``, ``ising``, ``sparse_scan``, a test function (:data:`FUNCTIONS`),
+    ``combi_library`` (:meth:`CombiLibrary.draw`) or ``domain_writing``
+    (:meth:`DomainWriting.draw`). ``key`` seeds what is random in the problem (the sparse-scan
+    surface, the test-function candidates, the hidden law and its parameters; default
+    ``jax.random.key(0)`` where one is needed); ``kwargs`` go to the constructor (``law=...``
+    fixes the hidden law of the last two). The result is *not* negated: campaigns call
     :meth:`Simulator.as_maximization`.
+
+    Example:
+        >>> sim = make_simulator("combi_library", key=jax.random.key(3))   # doctest: +SKIP
+        >>> sim.law, sim.params                                              # scoring only
     """
     import jax
 
@@ -59,6 +75,10 @@ def make_simulator(name: str, *, key=None, **kwargs) -> Simulator:
         return IsingSimulator(**kwargs)
     if name == "sparse_scan":
         return SparseScanSimulator.create(jax.random.key(0) if key is None else key, **kwargs)
+    if name == "combi_library":
+        return CombiLibrary.draw(jax.random.key(0) if key is None else key, **kwargs)
+    if name == "domain_writing":
+        return DomainWriting.draw(jax.random.key(0) if key is None else key, **kwargs)
     if name in FUNCTIONS:
         return SyntheticFunction(name, key=key, **kwargs)
     raise ValueError(f"unknown problem {name!r}; choose one of {PROBLEMS}")
