@@ -152,7 +152,7 @@ def test_map_refit_starts():
     """MAPGP's ``refit_from``: "previous" is a warm start from the last fit, "init" a fresh
     start from the model's starting point, "best" both, keeping the one of higher posterior
     density; each equals ``fit_map`` called directly from that start. The warm start here sits
-    far away (lengthscales 30, noise 1e-6) and ends in a poor basin that the fresh start avoids."""
+    far away (lengthscales 30, noise 1e-6)."""
     from jaxscope.gp import Observations, fit_map
 
     rs = np.random.RandomState(3)
@@ -176,7 +176,9 @@ def test_map_refit_starts():
         for k in ref[how]:
             np.testing.assert_allclose(got[how][k], ref[how][k], rtol=1e-4, atol=1e-6)
     lp = {h: float(model.log_posterior(p, obs_s)) for h, p in got.items()}
-    assert lp["init"] > lp["previous"] + 5.0  # the warm start ended in the poor basin
+    # whether float32 L-BFGS escapes the far start's basin depends on the machine's XLA CPU code
+    # (on one machine it ended 5 nats lower, on another at the same optimum): "best" must be
+    # the better of the two either way
     assert lp["best"] == pytest.approx(max(lp["init"], lp["previous"]), abs=1e-3)
     with pytest.raises(ValueError, match="unknown refit_from"):
         MAPGP(model, refit_from="random")
