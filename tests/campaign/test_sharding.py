@@ -74,7 +74,13 @@ def test_sharded_equals_single_device(result):
     for k in ("y", "regret", "top_found", "best"):
         assert_allclose(np.array(a[k]), np.array(b[k]), dtype=np.float32, err_msg=k)
     assert_allclose(
-        np.array(a["rmse"]), np.array(b["rmse"]), dtype=np.float32, scale=10, err_msg="rmse"
+        # float32 RMSE after 3 MAP refits: the sharded program sums in another order; on one
+        # machine one of 24 values differed by 4.5e-4 relative (the chosen indices are equal)
+        np.array(a["rmse"]),
+        np.array(b["rmse"]),
+        dtype=np.float32,
+        scale=30,
+        err_msg="rmse",
     )
     # the strategies really differ (otherwise the comparison would be vacuous)
     idx = np.array(a["index"])
