@@ -357,3 +357,17 @@ class SimulatorInstrument(Instrument):
             f"SimulatorInstrument({self.sim.name}, seed={self.seed}, counter={self.counter}, "
             f"calls={self.calls})"
         )
+
+
+def draw_hidden_law(key, laws, prior_ranges: dict, law=None, dtype=None):
+    """``(law, params)`` of a hidden-truth simulator (host-side): the law uniform over ``laws``
+    unless given, every parameter uniform over its ``prior_ranges`` entry; one key, one draw."""
+    if law is not None and law not in laws:
+        raise ValueError(f"unknown law {law!r}; choose one of {tuple(laws)}")
+    dtype = dtype or jnp.result_type(float)
+    k_law, k_par = jax.random.split(key)
+    if law is None:
+        law = laws[int(jax.random.randint(k_law, (), 0, len(laws)))]
+    lo, hi = (jnp.asarray(v, dtype) for v in zip(*prior_ranges.values(), strict=True))
+    u = jax.random.uniform(k_par, lo.shape, dtype, lo, hi)
+    return law, dict(zip(prior_ranges, u, strict=True))

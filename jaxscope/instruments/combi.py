@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from .base import Simulator
+from .base import Simulator, draw_hidden_law
 
 LAWS = ("second_order", "first_order", "smeared")
 FIRST_ORDER_EXPONENT = 1.25
@@ -171,13 +171,7 @@ class CombiLibrary(Simulator):
         ``kwargs`` (``noise``, ``n``, ``dtype``) go to the constructor. Not traceable: the law
         is a static choice, read from the key on the host.
         """
-        dtype = kwargs.get("dtype") or jnp.result_type(float)
-        k_law, k_par = jax.random.split(key)
-        if law is None:
-            law = LAWS[int(jax.random.randint(k_law, (), 0, len(LAWS)))]
-        lo, hi = (jnp.asarray(v, dtype) for v in zip(*PRIOR_RANGES.values(), strict=True))
-        u = jax.random.uniform(k_par, lo.shape, dtype, lo, hi)
-        params = dict(zip(PRIOR_RANGES, u, strict=True))
+        law, params = draw_hidden_law(key, LAWS, PRIOR_RANGES, law, kwargs.get("dtype"))
         return cls(law, **params, **kwargs)
 
     @property
