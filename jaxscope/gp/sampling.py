@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from ..kernels import Stationary
-from ..kernels.base import Scaled
+from ..kernels.base import Scaled, Transformed
 from .linalg import map_chunks, mean_values
 
 
@@ -40,17 +40,25 @@ def pathwise_samples(post, key, Xs, num_samples, num_features, chunk_size):
     kernel, scale = post.gp.kernel, 1.0
     if isinstance(kernel, Scaled):
         kernel, scale = kernel.kernel, kernel.scale
+    # a deep kernel k(g(x), g(x')): random features of the base kernel on the features g(x)
+    g = kernel.transform if isinstance(kernel, Transformed) else None
+    kernel = kernel.kernel if g is not None else kernel
     if not isinstance(kernel, Stationary):
-        raise ValueError("pathwise sampling needs a (scaled) stationary kernel; use method='exact'")
+        raise ValueError(
+            "pathwise sampling needs a (scaled) stationary kernel, or one on transformed inputs; "
+            "use method='exact'"
+        )
     dtype = Xs.dtype
+    dim = Xs.shape[1] if g is None else jax.eval_shape(g, Xs[0]).shape[0]
     kw, kb, kf, ke = jax.random.split(key, 4)
-    omega = _spectral_frequencies(kernel, kf, num_features, Xs.shape[1], dtype)
+    omega = _spectral_frequencies(kernel, kf, num_features, dim, dtype)
     b = jax.random.uniform(kb, (num_features,), dtype, 0.0, 2 * jnp.pi)
     amp = jnp.sqrt(2.0 * scale * kernel.variance / num_features)
     weights = jax.random.normal(kw, (num_samples, num_features), dtype)
 
     def prior_f(X):  # (s, n)
-        return weights @ (amp * jnp.cos(X @ omega.T + b)).T
+        Z = X if g is None else jax.vmap(g)(X)
+        return weights @ (amp * jnp.cos(Z @ omega.T + b)).T
 
     obs = post.obs
     eps = jnp.sqrt(post.gp.noise) * jax.random.normal(ke, (num_samples, obs.capacity), dtype)

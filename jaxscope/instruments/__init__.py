@@ -10,7 +10,10 @@
   Hartmann-3/6, Ackley, Levy, Rosenbrock, Shekel); with a hidden law drawn from a key, for
   hypothesis learning: :class:`CombiLibrary` (a composition spread whose property follows one of
   three transition laws) and :class:`DomainWriting` (ferroelectric domain radius against write
-  bias and pulse time, measured from a thresholded phase image).
+  bias and pulse time, measured from a thresholded phase image); digital twins
+  (:class:`ImageTwin`: a structural image, a spectrum per pixel, a scalarizer):
+  :class:`PFMTwin` (PFM domains and BEPS loops), :class:`EELSTwin` (HAADF nanoparticles and
+  low-loss EELS), :class:`DiffractionTwin` (4D-STEM disks shifted by a local field).
 * :class:`Instrument`: host protocol, an abstract base (``dim``, ``measure(X) -> y``);
   :class:`SimulatorInstrument`
   adapts a simulator to it; :func:`as_callback` makes any instrument callable from ``jit``.
@@ -30,17 +33,25 @@ from .base import (
 from .callback import CallbackProblem, as_callback
 from .combi import CombiLibrary
 from .domains import DomainWriting
+from .eels import EELSTwin
 from .grid import GridProblem, stack_problems, tabulate
 from .guarded import GuardedProblem, guard
 from .ising import T_CRITICAL, IsingSimulator
+from .pfm import PFMTwin
 from .sparse_scan import SparseScanSimulator
+from .stem4d import DiffractionTwin
 from .surface import grid_points, make_surface
 from .testfunctions import FUNCTIONS, SyntheticFunction
 from .toy import ThreeGaussians
+from .twin import ImageTwin
 
 # simulators whose main use is learning a hidden law (their optimum is trivial)
 HYPOTHESIS_PROBLEMS = ("combi_library", "domain_writing")
-PROBLEMS = ("three_gaussians", "ising", "sparse_scan", *FUNCTIONS, *HYPOTHESIS_PROBLEMS)
+# digital twins: an image, a spectrum per pixel, a scalarizer (structure–property campaigns)
+IMAGE_PROBLEMS = ("pfm_twin", "eels_twin", "stem4d_twin")
+PROBLEMS = (
+    "three_gaussians", "ising", "sparse_scan", *FUNCTIONS, *HYPOTHESIS_PROBLEMS, *IMAGE_PROBLEMS,
+)  # fmt: skip
 
 __all__ = [
     "Problem", "CallbackProblem", "GridProblem", "stack_problems", "tabulate", "GuardedProblem",
@@ -48,7 +59,7 @@ __all__ = [
     "check_points", "travel_cost", "as_callback", "T_CRITICAL", "IsingSimulator",
     "SparseScanSimulator", "FUNCTIONS", "SyntheticFunction", "ThreeGaussians", "PROBLEMS",
     "make_simulator", "grid_points", "make_surface", "CombiLibrary", "DomainWriting",
-    "HYPOTHESIS_PROBLEMS",
+    "HYPOTHESIS_PROBLEMS", "IMAGE_PROBLEMS", "ImageTwin", "PFMTwin", "EELSTwin", "DiffractionTwin",
 ]  # fmt: skip
 
 
@@ -56,11 +67,13 @@ def make_simulator(name: str, *, key=None, **kwargs) -> Simulator:
     """A simulator by name: one of :data:`PROBLEMS`.
 
     Names: ``three_gaussians``, ``ising``, ``sparse_scan``, a test function (:data:`FUNCTIONS`),
-    ``combi_library`` (:meth:`CombiLibrary.draw`) or ``domain_writing``
-    (:meth:`DomainWriting.draw`). ``key`` seeds what is random in the problem (the sparse-scan
-    surface, the test-function candidates, the hidden law and its parameters; default
-    ``jax.random.key(0)`` where one is needed); ``kwargs`` go to the constructor (``law=...``
-    fixes the hidden law of the last two). The result is *not* negated: campaigns call
+    ``combi_library`` (:meth:`CombiLibrary.draw`), ``domain_writing``
+    (:meth:`DomainWriting.draw`) or a digital twin (:data:`IMAGE_PROBLEMS`: ``pfm_twin``,
+    ``eels_twin``, ``stem4d_twin``, built by ``create(key, **kwargs)``). ``key`` seeds what is
+    random in the problem (the sparse-scan surface, the test-function candidates, the hidden law
+    and its parameters, the twin's specimen; default ``jax.random.key(0)`` where one is
+    needed); ``kwargs`` go to the constructor (``law=...`` fixes the hidden law of
+    ``combi_library`` and ``domain_writing``). The result is *not* negated: campaigns call
     :meth:`Simulator.as_maximization`.
 
     Example:
@@ -79,6 +92,9 @@ def make_simulator(name: str, *, key=None, **kwargs) -> Simulator:
         return CombiLibrary.draw(jax.random.key(0) if key is None else key, **kwargs)
     if name == "domain_writing":
         return DomainWriting.draw(jax.random.key(0) if key is None else key, **kwargs)
+    twins = {"pfm_twin": PFMTwin, "eels_twin": EELSTwin, "stem4d_twin": DiffractionTwin}
+    if name in twins:
+        return twins[name].create(jax.random.key(0) if key is None else key, **kwargs)
     if name in FUNCTIONS:
         return SyntheticFunction(name, key=key, **kwargs)
     raise ValueError(f"unknown problem {name!r}; choose one of {PROBLEMS}")

@@ -34,10 +34,11 @@ Imaging (:func:`render_domain`, keyed by the measurement key): the domain wall i
 others a wobbly wall), centred within half a pixel of the image centre (tip-position jitter,
 which also dithers the pixel quantisation); the phase image is
 :math:`\tanh((R(\theta) - \rho)/\ell)` (+1 switched, -1 not, wall width :math:`\ell` pixels)
-plus Gaussian image noise. :func:`domain_radius` thresholds it at 0. With the defaults the
-measured radius is unbiased to well under a pixel and scatters by about ``wobble`` (4 %) of the
-radius plus a fraction of a pixel. Radii beyond the half field of view (320 nm) are truncated
-by the image; the default priors stay below about 240 nm.
+plus Gaussian image noise. :func:`~jaxscope.scalarizers.domain_radius` (imported here, defined
+in :mod:`jaxscope.scalarizers`) thresholds it at 0. With the defaults the measured radius is
+unbiased to well under a pixel and scatters by about ``wobble`` (4 %) of the radius plus a
+fraction of a pixel. Radii beyond the half field of view (320 nm) are truncated by the image;
+the default priors stay below about 240 nm.
 
 The truth (:meth:`DomainWriting.truth`, the law's noise-free radius in nm) and the hidden law
 (:attr:`~DomainWriting.law`, :attr:`~DomainWriting.law_index`, :attr:`~DomainWriting.params`)
@@ -60,6 +61,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ..scalarizers import domain_radius
 from .base import Simulator, draw_hidden_law
 
 LAWS = ("nucleation", "power_law")
@@ -146,15 +148,6 @@ def render_domain(
     R = jnp.maximum(radius_px * shape, 0.0)
     clean = jnp.tanh((R - rho) / wall_px)
     return clean + image_noise * jax.random.normal(k_img, (size, size), dtype)
-
-
-def domain_radius(
-    image: Float[Array, "h w"], threshold: Float[Array, ""] | float = 0.0
-) -> Float[Array, ""]:
-    r"""Radius in pixels of the switched region, :math:`\sqrt{A/\pi}`, ``A`` = pixels above
-    ``threshold``."""
-    area = jnp.sum(image > threshold).astype(image.dtype)
-    return jnp.sqrt(area / math.pi)
 
 
 class DomainWriting(Simulator):

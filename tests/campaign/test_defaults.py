@@ -12,10 +12,13 @@ from jaxscope.cli.campaign import resolve_defaults
 from jaxscope.cli.main import build_parser
 from jaxscope.decide import MAPGP, acquisition
 from jaxscope.gp import GPModel, unit_grid
-from jaxscope.instruments import HYPOTHESIS_PROBLEMS, PROBLEMS
+from jaxscope.instruments import HYPOTHESIS_PROBLEMS, IMAGE_PROBLEMS, PROBLEMS
 
-# problems whose question is which law holds (issue 9), not where the optimum is
-OPTIMIZATION_PROBLEMS = tuple(p for p in PROBLEMS if p not in HYPOTHESIS_PROBLEMS)
+# problems whose question is which law holds (issue 9), not where the optimum is, and the
+# digital twins (issue 10: structure–property campaigns with their own deep-kernel defaults)
+OPTIMIZATION_PROBLEMS = tuple(
+    p for p in PROBLEMS if p not in HYPOTHESIS_PROBLEMS and p not in IMAGE_PROBLEMS
+)
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "quality.json"
 

@@ -1,0 +1,202 @@
+r"""Deep-kernel GP surrogates: network weights and kernel hyperparameters trained jointly on the
+exact marginal likelihood (Adam, one ``lax.scan``), warm-started from the previous step.
+
+* :class:`DKLGP` — ``num_members`` networks initialised independently and trained side by side
+  under ``vmap`` (``num_members=1``: one deep-kernel GP; more: a deep ensemble). Members are the
+  surrogate's sample axis, so the predictive is their equal-weight mixture (mean of means;
+  variance = mean of variances + variance of means), exactly as for NUTS samples, and every
+  acquisition rule, fantasy and selector of the library works unchanged.
+* :class:`DKLNUTS` — the same training, then NUTS over the kernel hyperparameters with the
+  trained network held (a Bayesian GP head on learned features).
+
+Shapes never change: the buffer has a fixed capacity, the network and the patches are fixed,
+so a campaign of any length compiles its update once. Adam, not L-BFGS, because it runs
+unchanged under ``vmap`` (members, seeds, channels) with a fixed number of steps.
+
+The kernel's lengthscale lives in *feature* space: :meth:`DKLGP.length_scale` refuses (give the
+exclusion selector a radius in pixels), and pathwise (random-feature) draws use the base kernel's
+spectrum on the network's features (:func:`jaxscope.gp.sampling.pathwise_samples`).
+
+Example:
+    >>> fam = DeepKernelFamily(CNN(), patches=extract(image, 16))
+    >>> sur = DKLGP(fam, train_steps=200, num_members=4)
+    >>> state = sur.update(sur.init(key, obs), obs, key)
+    >>> sur.embed(state, C)            # (members, m, latent) for latent-space plots
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import optax
+from jaxtyping import Array, Float
+
+from ..decide.gp_surrogates import GPState, GPSurrogate
+from ..gp import Observations, Params, fit_nuts
+from ..runtime.jit import jit
+from .family import NET, DeepKernelFamily
+
+
+@jit
+def _train(fam: DeepKernelFamily, obs: Observations, u0: Params, steps: int, lr: float):
+    """Adam on ``-log p(y|θ, w) - log p(θ) - log p(w)`` from ``u0`` (unconstrained); returns the
+    final ``u`` and the loss after every step ``(steps,)``."""
+    opt = optax.adam(lr)
+
+    def loss(u):
+        return -fam.log_posterior(fam.constrain(u), obs)
+
+    def step(carry, _):
+        u, s = carry
+        value, g = jax.value_and_grad(loss)(u)
+        upd, s = opt.update(g, s, u)
+        return (optax.apply_updates(u, upd), s), value
+
+    (u, _), losses = jax.lax.scan(step, (u0, opt.init(u0)), length=steps)
+    return u, losses
+
+
+def train(
+    fam: DeepKernelFamily, obs: Observations, params: Params, *, steps: int = 200, lr: float = 1e-2
+) -> tuple[Params, Array]:
+    """Train one deep-kernel GP from ``params`` (constrained, with ``"net"``) on ``obs`` (model
+    units); ``(params, losses)``. Pure: ``vmap`` it over members, seeds or target channels."""
+    u, losses = _train(fam, obs, fam.unconstrain(params), steps, lr)
+    return fam.constrain(u), losses
+
+
+def train_channels(
+    fam: DeepKernelFamily, obs: Observations, Y: Float[Array, "n t"], params: Params, **kw
+) -> tuple[Params, Array]:
+    """One deep-kernel GP per target channel (columns of ``Y``, rows aligned with ``obs``),
+    trained side by side under ``vmap``; ``params`` has a leading channel axis."""
+    if Y.ndim != 2 or Y.shape[0] != obs.capacity:
+        raise ValueError(f"Y must have shape ({obs.capacity}, channels); got {Y.shape}")
+
+    def one(y, p):
+        return train(fam, eqx.tree_at(lambda o: o.y, obs, jnp.where(obs.mask, y, 0.0)), p, **kw)
+
+    return jax.vmap(one, in_axes=(1, 0))(Y, params)
+
+
+class DKLGP(GPSurrogate):
+    """Deep-kernel GP (or deep ensemble) refitted by Adam at every update (module docstring).
+
+    Attributes:
+        model: a :class:`~jaxscope.dkl.DeepKernelFamily` (its network learns; not held).
+        num_members: independently initialised networks trained under ``vmap``.
+        train_steps: Adam steps per update (from the previous step's weights).
+        learning_rate: Adam's step size.
+    """
+
+    model: DeepKernelFamily
+    num_members: int = eqx.field(static=True, default=1)
+    train_steps: int = eqx.field(static=True, default=200)
+    learning_rate: float = eqx.field(static=True, default=1e-2)
+
+    def __check_init__(self):
+        if not isinstance(self.model, DeepKernelFamily) or self.model.held:
+            raise ValueError("DKLGP needs a DeepKernelFamily whose network is not held")
+        if self.num_members < 1 or self.train_steps < 1:
+            raise ValueError("num_members and train_steps must be positive")
+
+    def _members(self, key, dtype) -> Params:
+        keys = jax.random.split(key, self.num_members)
+        hyper = self.model.init_hyper(dtype)
+        return jax.vmap(lambda k: {**hyper, NET: self.model.init_weights(k, dtype)})(keys)
+
+    def _state(self, members: Params, obs: Observations, losses=None) -> GPState:
+        scaler = self._scaler(obs)
+        hyper = {k: jnp.mean(members[k], axis=0) for k in self.model.hyper_names}
+        # the best member's final training loss (NaN before the first training): always
+        # present, so the state's structure never changes between steps
+        dt = obs.y.dtype
+        hyper["loss"] = jnp.asarray(jnp.nan, dt) if losses is None else jnp.min(losses[:, -1])
+        return GPState(hyper, members, scaler, self._condition(members, scaler, obs))
+
+    def init(self, key, obs: Observations) -> GPState:
+        """Fresh weights (linen's initialisers; member ``i`` from ``split(key)[i]``),
+        hyperparameters at their priors' medians; no training until the first update."""
+        return self._state(self._members(key, obs.X.dtype), obs)
+
+    def fit(self, members: Params, obs: Observations) -> tuple[Params, Array]:
+        """Train every member from ``members`` on ``obs``; ``(members, losses (E, steps))``."""
+        obs_s = self._scaler(obs).apply(obs)
+        return jax.vmap(
+            lambda p: train(self.model, obs_s, p, steps=self.train_steps, lr=self.learning_rate)
+        )(members)
+
+    def update(self, state: GPState, obs: Observations, key) -> GPState:
+        del key  # training is deterministic given the previous weights
+        members, losses = self.fit(state.samples, obs)
+        return self._state(members, obs, losses)
+
+    def embed(self, state: GPState, X: Float[Array, "m d"]) -> Float[Array, "e m k"]:
+        """Every member's features of the rows of ``X`` (latent-space plots)."""
+        return jax.vmap(lambda p: self.model.features(p, X))(state.samples)
+
+    def length_scale(self, state: GPState) -> Array:
+        raise ValueError(
+            "a deep kernel's lengthscale lives in feature space, not in input space: give the "
+            "exclusion selector an explicit radius (pixels)"
+        )
+
+    def summary(self, state: GPState) -> dict:
+        return state.params  # hyperparameters (member means) and the final loss, no weights
+
+
+class DKLNUTS(DKLGP):
+    """:class:`DKLGP` training (one member by default), then NUTS over the kernel
+    hyperparameters with the trained network held: ``num_samples`` GP heads on one feature
+    map (weights broadcast along the sample axis, so the surrogate's paths are shared)."""
+
+    num_warmup: int = eqx.field(static=True, default=200)
+    num_samples: int = eqx.field(static=True, default=100)
+
+    def _held(self, members: Params, obs: Observations, key) -> tuple[Params, Params]:
+        best = jnp.argmax(
+            jax.vmap(lambda p: self.model.log_posterior(p, self._scaler(obs).apply(obs)))(members)
+        )
+        w = jax.tree_util.tree_map(lambda a: a[best], members[NET])
+        fam = self.model.hold(w)
+        res = fit_nuts(
+            fam, self._scaler(obs).apply(obs), key, num_warmup=self.num_warmup,
+            num_samples=self.num_samples, dense_mass=True,
+            init={k: members[k][best] for k in self.model.hyper_names},
+        )  # fmt: skip
+        hyper = jax.tree_util.tree_map(lambda a: a[0], res.samples)
+        net = jax.tree_util.tree_map(lambda a: jnp.broadcast_to(a, (self.num_samples, *a.shape)), w)
+        return {**hyper, NET: net}, members
+
+    def init(self, key, obs: Observations):
+        members = self._members(key, obs.X.dtype)
+        first = jax.tree_util.tree_map(lambda a: a[:1], members)
+        samples = jax.tree_util.tree_map(lambda a: jnp.repeat(a, self.num_samples, axis=0), first)
+        return _NUTSState(self._state(samples, obs), members)
+
+    def update(self, state, obs: Observations, key):
+        members, losses = self.fit(state.trained, obs)
+        samples, members = self._held(members, obs, key)
+        return _NUTSState(self._state(samples, obs, losses), members)
+
+    def embed(self, state, X):
+        return super().embed(state.gp, X)[:1]
+
+    def summary(self, state) -> dict:
+        return state.gp.params
+
+    # the GP paths read the GPState inside
+    def predictive(self, state, X, *, key=None, num_draws: int = 0):
+        return super().predictive(state.gp, X, key=key, num_draws=num_draws)
+
+    def condition(self, state, X, y):
+        return eqx.tree_at(lambda s: s.gp, state, super().condition(state.gp, X, y))
+
+    def belief(self, state, candidates, room: int = 0):
+        return super().belief(state.gp, candidates, room)
+
+
+class _NUTSState(eqx.Module):
+    gp: GPState
+    trained: Params  # the trained members (warm start of the next update)
