@@ -8,12 +8,14 @@
 * :mod:`~jaxscope.campaign.compiled`: a whole campaign as one ``lax.scan``;
 * :mod:`~jaxscope.campaign.metrics`: regret, top-1 % found, map RMSE, cost;
 * :mod:`~jaxscope.campaign.strategies`: rules × problems × seeds in one program, sharded;
-* :mod:`~jaxscope.campaign.hypotheses`: hypothesis-learning campaigns (which law holds).
+* :mod:`~jaxscope.campaign.hypotheses`: hypothesis-learning campaigns (which law holds);
+* :mod:`~jaxscope.campaign.dkl`: deep-kernel campaigns on image patches.
 """
 
 from .compiled import run, run_campaign
 from .config import BATCH_RULES, MODES, CampaignConfig, make_config, make_surrogate
 from .defaults import CAMPAIGN_DEFAULTS
+from .dkl import DKL_DEFAULTS, dkl_config
 from .hypotheses import (
     HYPOTHESIS_DEFAULTS,
     PROBLEM_LAWS,
@@ -30,5 +32,5 @@ __all__ = [
     "make_config", "make_surrogate", "campaign_metrics", "map_rmse", "step_cost", "CampaignState",
     "Decision", "History", "decide", "init", "init_random", "match_candidates", "record", "step",
     "batch_mesh", "run_strategies", "HYPOTHESIS_DEFAULTS", "PROBLEM_LAWS", "hypothesis_config",
-    "transition_hypotheses",
+    "transition_hypotheses", "DKL_DEFAULTS", "dkl_config",
 ]  # fmt: skip

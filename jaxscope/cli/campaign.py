@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..campaign import CAMPAIGN_DEFAULTS, HYPOTHESIS_DEFAULTS, MODES, PROBLEM_LAWS
     from ..decide import PENALTY_NAMES
     from ..decide.acquisition import names as rule_names
-    from ..instruments import PROBLEMS
+    from ..instruments import IMAGE_PROBLEMS, PROBLEMS
 
     d = {**CAMPAIGN_DEFAULTS, **DEFAULTS}
     p.add_argument(
@@ -80,7 +80,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--size",
         type=int,
         default=d["size"],
-        help="grid side for grid problems (sparse_scan, three_gaussians)",
+        help="grid side for grid problems (sparse_scan, three_gaussians), image side of the "
+        "digital twins (pfm_twin, eels_twin, stem4d_twin)",
     )
     p.add_argument(
         "--penalty",
@@ -92,10 +93,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--mode",
         default=None,
-        choices=(*MODES, "hypotheses"),
+        choices=(*MODES, "hypotheses", "dkl"),
         help=f"hyperparameters: MAP refit each step, fixed, or NUTS (default {d['mode']}); "
         "hypotheses: learn which of competing physical laws holds (the default on "
-        f"{', '.join(PROBLEM_LAWS)})",
+        f"{', '.join(PROBLEM_LAWS)}); dkl: a deep-kernel GP on image patches (the default on "
+        f"{', '.join(IMAGE_PROBLEMS)})",
     )
     p.add_argument("--out", default=d["out"], help="output folder (resumed if it holds a run)")
     p.add_argument("--overwrite", action="store_true", help="delete an existing run in --out")
@@ -106,9 +108,11 @@ def make_problem(name: str, seed: int, size: int):
     """The simulator of a problem name (noise included) at the command's default sizes."""
     import jax
 
-    from ..instruments import make_simulator
+    from ..instruments import IMAGE_PROBLEMS, make_simulator
 
     key = jax.random.key(seed)
+    if name in IMAGE_PROBLEMS:
+        return make_simulator(name, key=key, size=size)
     if name == "sparse_scan":
         return make_simulator(name, key=key, size=size, noise=0.05)
     if name == "three_gaussians":
@@ -119,11 +123,16 @@ def make_problem(name: str, seed: int, size: int):
 def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
     """Fill the options left unset: hypothesis learning on problems with competing laws
     (:data:`~jaxscope.campaign.PROBLEM_LAWS`), the campaign defaults elsewhere."""
-    from ..campaign import CAMPAIGN_DEFAULTS, HYPOTHESIS_DEFAULTS, PROBLEM_LAWS
+    from ..campaign import CAMPAIGN_DEFAULTS, DKL_DEFAULTS, HYPOTHESIS_DEFAULTS, PROBLEM_LAWS
+    from ..instruments import IMAGE_PROBLEMS
 
     if args.mode is None:
-        args.mode = "hypotheses" if args.problem in PROBLEM_LAWS else CAMPAIGN_DEFAULTS["mode"]
-    d = HYPOTHESIS_DEFAULTS if args.mode == "hypotheses" else CAMPAIGN_DEFAULTS
+        args.mode = CAMPAIGN_DEFAULTS["mode"]
+        if args.problem in PROBLEM_LAWS:
+            args.mode = "hypotheses"
+        elif args.problem in IMAGE_PROBLEMS:
+            args.mode = "dkl"
+    d = {"hypotheses": HYPOTHESIS_DEFAULTS, "dkl": DKL_DEFAULTS}.get(args.mode, CAMPAIGN_DEFAULTS)
     for name in ("acquisition", "steps", "num_init"):
         if getattr(args, name) is None:
             setattr(args, name, d[name])
@@ -134,7 +143,7 @@ def run_campaign(args: argparse.Namespace) -> dict:
     """Run (or resume) the campaign described by ``args``; returns the metrics dict."""
     import jax.numpy as jnp
 
-    from ..campaign import campaign_metrics, hypothesis_config, make_config
+    from ..campaign import campaign_metrics, dkl_config, hypothesis_config, make_config
     from ..decide import penalties_by_name
     from ..host import HostRunner
     from ..host.runner import decide_jit
@@ -160,6 +169,12 @@ def run_campaign(args: argparse.Namespace) -> dict:
     if args.mode == "hypotheses":
         config = hypothesis_config(
             sim, acquisition=args.acquisition, max_steps=args.steps + 1
+        )  # fmt: skip
+    elif args.mode == "dkl":  # q > 1: fantasies (the exclusion radius would be in feature space)
+        config = dkl_config(
+            sim, acquisition=args.acquisition, q=args.batch_size,
+            penalties=penalties_by_name(args.penalty, sim.candidates),
+            **({"batch": "believer"} if args.batch_size > 1 else {}),
         )  # fmt: skip
     else:
         config = make_config(
@@ -230,6 +245,10 @@ def run_campaign(args: argparse.Namespace) -> dict:
     if args.mode == "hypotheses":
         out["hypotheses"] = hypothesis_report(config, state, sim)
     out["figures"] = _figures(args.out, sim, state, final, metrics, jnp)
+    if args.mode == "dkl":
+        from .dkl_figures import dkl_figure
+
+        out["figures"].append(dkl_figure(args.out, sim, state, final, config))
     out["timing"]["total_s"] = time.time() - t0
     with open(os.path.join(args.out, "metrics.json"), "w") as fh:
         json.dump(out, fh, indent=1, allow_nan=False, default=_json_safe)

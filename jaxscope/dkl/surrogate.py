@@ -30,7 +30,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from ..decide.gp_surrogates import GPState, GPSurrogate
 from ..gp import Observations, Params, fit_nuts
@@ -132,7 +132,7 @@ class DKLGP(GPSurrogate):
         members, losses = self.fit(state.samples, obs)
         return self._state(members, obs, losses)
 
-    def embed(self, state: GPState, X: Float[Array, "m d"]) -> Float[Array, "e m k"]:
+    def embed(self, state: GPState, X: Float[ArrayLike, "m d"]) -> Float[Array, "e m k"]:
         """Every member's features of the rows of ``X`` (latent-space plots)."""
         return jax.vmap(lambda p: self.model.features(p, X))(state.samples)
 
