@@ -106,8 +106,8 @@ class DKLGP(GPSurrogate):
         hyper = self.model.init_hyper(dtype)
         return jax.vmap(lambda k: {**hyper, NET: self.model.init_weights(k, dtype)})(keys)
 
-    def _state(self, members: Params, obs: Observations, losses=None) -> GPState:
-        scaler = self._scaler(obs)
+    def _state(self, members: Params, obs: Observations, losses=None, scaler=None) -> GPState:
+        scaler = self._scaler(obs) if scaler is None else scaler
         hyper = {k: jnp.mean(members[k], axis=0) for k in self.model.hyper_names}
         # the best member's final training loss (NaN before the first training): always
         # present, so the state's structure never changes between steps
@@ -120,17 +120,19 @@ class DKLGP(GPSurrogate):
         hyperparameters at their priors' medians; no training until the first update."""
         return self._state(self._members(key, obs.X.dtype), obs)
 
-    def fit(self, members: Params, obs: Observations) -> tuple[Params, Array]:
-        """Train every member from ``members`` on ``obs``; ``(members, losses (E, steps))``."""
-        obs_s = self._scaler(obs).apply(obs)
+    def fit(self, members: Params, obs: Observations, scaler=None) -> tuple[Params, Array]:
+        """Train every member from ``members`` on ``obs`` (in the units of ``scaler``, default
+        the surrogate's scaling of ``obs``); ``(members, losses (E, steps))``."""
+        obs_s = (self._scaler(obs) if scaler is None else scaler).apply(obs)
         return jax.vmap(
             lambda p: train(self.model, obs_s, p, steps=self.train_steps, lr=self.learning_rate)
         )(members)
 
     def update(self, state: GPState, obs: Observations, key) -> GPState:
         del key  # training is deterministic given the previous weights
-        members, losses = self.fit(state.samples, obs)
-        return self._state(members, obs, losses)
+        scaler = self._scaler(obs)  # one scaling for training and conditioning
+        members, losses = self.fit(state.samples, obs, scaler)
+        return self._state(members, obs, losses, scaler)
 
     def embed(self, state: GPState, X: Float[ArrayLike, "m d"]) -> Float[Array, "e m k"]:
         """Every member's features of the rows of ``X`` (latent-space plots)."""
@@ -154,14 +156,12 @@ class DKLNUTS(DKLGP):
     num_warmup: int = eqx.field(static=True, default=200)
     num_samples: int = eqx.field(static=True, default=100)
 
-    def _held(self, members: Params, obs: Observations, key) -> tuple[Params, Params]:
-        best = jnp.argmax(
-            jax.vmap(lambda p: self.model.log_posterior(p, self._scaler(obs).apply(obs)))(members)
-        )
+    def _held(self, members: Params, obs_s: Observations, key) -> tuple[Params, Params]:
+        best = jnp.argmax(jax.vmap(lambda p: self.model.log_posterior(p, obs_s))(members))
         w = jax.tree_util.tree_map(lambda a: a[best], members[NET])
         fam = self.model.hold(w)
         res = fit_nuts(
-            fam, self._scaler(obs).apply(obs), key, num_warmup=self.num_warmup,
+            fam, obs_s, key, num_warmup=self.num_warmup,
             num_samples=self.num_samples, dense_mass=True,
             init={k: members[k][best] for k in self.model.hyper_names},
         )  # fmt: skip
@@ -176,9 +176,10 @@ class DKLNUTS(DKLGP):
         return _NUTSState(self._state(samples, obs), members)
 
     def update(self, state, obs: Observations, key):
-        members, losses = self.fit(state.trained, obs)
-        samples, members = self._held(members, obs, key)
-        return _NUTSState(self._state(samples, obs, losses), members)
+        scaler = self._scaler(obs)
+        members, losses = self.fit(state.trained, obs, scaler)
+        samples, members = self._held(members, scaler.apply(obs), key)
+        return _NUTSState(self._state(samples, obs, losses, scaler), members)
 
     def embed(self, state, X):
         return super().embed(state.gp, X)[:1]

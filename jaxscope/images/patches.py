@@ -97,16 +97,17 @@ class Patches(eqx.Module):
         """The window of pixel ``x``; NaN for a pixel without one (under ``jit`` an invalid
         coordinate cannot raise, so it poisons what it touches instead of reading a neighbour's
         window; host code calls :meth:`check` first)."""
-        k = self.index(x)
-        p = self.patches[jnp.maximum(k, 0)]
-        return jnp.where(k >= 0, p, jnp.nan)
+        return self._window(x, jnp.nan)
 
     def lookup_or_zeros(self, x: Float[Array, " 2"]) -> Float[Array, "w w *c"]:
         """The window of pixel ``x``, zeros for a pixel without one: for the padding rows of an
         observation buffer, which are masked out but must stay finite (a NaN there would reach
         the gradients through the masked kernel entries)."""
+        return self._window(x, 0.0)
+
+    def _window(self, x, fill):
         k = self.index(x)
-        return jnp.where(k >= 0, self.patches[jnp.maximum(k, 0)], 0.0)
+        return jnp.where(k >= 0, self.patches[jnp.maximum(k, 0)], fill)
 
     def check(self, X, name: str = "X") -> np.ndarray:
         """Host-side: ``X`` as an ``(n, 2)`` array whose every row is a pixel with a window, or a
