@@ -27,10 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpyro.distributions as dist
-from numpyro.distributions.transforms import biject_to
 
 from .. import kernels as K
-from ..gp import GP, Observations, Params
+from ..gp import GP, GPModel, Observations, Params
 from ..images import Patches
 
 NET = "net"
@@ -106,6 +105,11 @@ class DeepKernelFamily(eqx.Module):
     def names(self) -> tuple[str, ...]:
         return self.hyper_names if self.held else (*self.hyper_names, NET)
 
+    @property
+    def head(self) -> GPModel:
+        """The kernel hyperparameters' priors and bijections (the GP family's own code)."""
+        return GPModel(kernel=K.by_name(self.base), priors=self.priors)
+
     def _weights(self, params: Params):
         return self.weights if self.held else params[NET]
 
@@ -123,15 +127,15 @@ class DeepKernelFamily(eqx.Module):
         return GP(kernel=K.Transformed(base, g), noise=noise, mean=0.0)
 
     def constrain(self, u: Params) -> Params:
-        out = {k: biject_to(self.priors[k].support)(u[k]) for k in self.hyper_names}
+        out = self.head.constrain(u)
         return out if self.held else {**out, NET: u[NET]}
 
     def unconstrain(self, params: Params) -> Params:
-        out = {k: biject_to(self.priors[k].support).inv(params[k]) for k in self.hyper_names}
+        out = self.head.unconstrain(params)
         return out if self.held else {**out, NET: params[NET]}
 
     def log_prior(self, params: Params):
-        lp = sum(jnp.sum(self.priors[k].log_prob(params[k])) for k in self.hyper_names)
+        lp = self.head.log_prior(params)
         if self.weight_prior is not None and not self.held:
             sq = sum(jnp.sum(w**2) for w in jax.tree_util.tree_leaves(params[NET]))
             lp = lp - 0.5 * sq / self.weight_prior**2
@@ -142,22 +146,12 @@ class DeepKernelFamily(eqx.Module):
 
     def log_density_unconstrained(self, u: Params, obs: Observations):
         params = self.constrain(u)
-        ladj = sum(
-            jnp.sum(biject_to(self.priors[k].support).log_abs_det_jacobian(u[k], params[k]))
-            for k in self.hyper_names
-        )
-        return self.log_posterior(params, obs) + ladj
+        return self.log_posterior(params, obs) + self.head.log_abs_det_jacobian(u, params)
 
     # --- starting points --------------------------------------------------------------------
     def init_hyper(self, dtype=None) -> Params:
-        """Kernel hyperparameters at their priors' medians (LogNormal: ``exp(loc)``)."""
-        dtype = dtype or jnp.result_type(float)
-        out = {}
-        for k in self.hyper_names:
-            p = self.priors[k]
-            v = jnp.exp(p.loc) if isinstance(p, dist.LogNormal) else p.mean
-            out[k] = jnp.broadcast_to(jnp.asarray(v, dtype), p.batch_shape)
-        return out
+        """Kernel hyperparameters at their priors' medians (:meth:`GPModel.init_params`)."""
+        return self.head.init_params(dtype)
 
     def init_weights(self, key, dtype=None):
         """Fresh network weights (linen's initialisers, never zeros) from ``key``."""

@@ -135,13 +135,17 @@ class GPModel(eqx.Module):
     def log_prior(self, params: Params):
         return sum(jnp.sum(self.priors[k].log_prob(params[k])) for k in self.names)
 
-    def log_density_unconstrained(self, u: Params, obs: Observations):
-        """``log p(y|θ) + log p(θ) + log|dθ/du|`` (the NUTS target on unconstrained space)."""
-        params = self.constrain(u)
-        ladj = sum(
+    def log_abs_det_jacobian(self, u: Params, params: Params):
+        """``log|dθ/du|`` of the constraining maps at ``u`` (``params = constrain(u)``)."""
+        return sum(
             jnp.sum(biject_to(self.priors[k].support).log_abs_det_jacobian(u[k], params[k]))
             for k in self.names
         )
+
+    def log_density_unconstrained(self, u: Params, obs: Observations):
+        """``log p(y|θ) + log p(θ) + log|dθ/du|`` (the NUTS target on unconstrained space)."""
+        params = self.constrain(u)
+        ladj = self.log_abs_det_jacobian(u, params)
         return self.build(params).log_marginal_likelihood(obs) + self.log_prior(params) + ladj
 
     def log_posterior(self, params: Params, obs: Observations):
