@@ -27,12 +27,18 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ..kernels import Kernel, as_points
-from .linalg import default_jitter, gaussian_log_density, map_chunks, mean_values
+from .linalg import (
+    cholesky,
+    default_jitter,
+    gaussian_log_density,
+    map_chunks,
+    mean_values,
+    solve_triangular,
+)
 from .observations import Observations
 from .sampling import pathwise_samples
 
@@ -92,8 +98,8 @@ class GP(eqx.Module):
 
     def condition(self, obs: Observations) -> Posterior:
         """The posterior given ``obs`` (one Cholesky factorisation)."""
-        L = jnp.linalg.cholesky(self.gram(obs))
-        w = jsl.solve_triangular(L, self.residual(obs), lower=True)
+        L = cholesky(self.gram(obs))
+        w = solve_triangular(L, self.residual(obs))
         return Posterior(gp=self, obs=obs, L=L, w=w)
 
     def prior_sample(self, key: PRNGKeyArray, X: ArrayLike, num_samples: int = 1):
@@ -101,7 +107,7 @@ class GP(eqx.Module):
         X = as_points(X)
         K = self.kernel.matrix(X, X) + self.jitter_for(X.dtype) * jnp.eye(X.shape[0], dtype=X.dtype)
         z = jax.random.normal(key, (num_samples, X.shape[0]), X.dtype)
-        return mean_values(self.mean, X) + z @ jnp.linalg.cholesky(K).T
+        return mean_values(self.mean, X) + z @ cholesky(K).T
 
 
 def cross_covariance(gp: GP, obs: Observations, Xs):
@@ -127,14 +133,14 @@ class Posterior(eqx.Module):
     @property
     def alpha(self) -> Float[Array, " cap"]:
         """``K̃⁻¹ ỹ``."""
-        return jsl.solve_triangular(self.L.T, self.w, lower=False)
+        return solve_triangular(self.L, self.w, trans=True)
 
     def cross(self, Xs):
         """``K(X, Xs)`` of the buffer's points, zero on padding rows."""
         return cross_covariance(self.gp, self.obs, Xs)
 
     def _predict_block(self, Xs, include_noise):
-        V = jsl.solve_triangular(self.L, self.cross(Xs), lower=True)
+        V = solve_triangular(self.L, self.cross(Xs))
         return moments_from_solve(self.gp, self.w, V, Xs, include_noise)
 
     def predict(
@@ -162,7 +168,7 @@ class Posterior(eqx.Module):
             raise ValueError(f"Xnew has {Xs.shape[1]} input dimensions, the data {self.obs.dim}")
         check_points_finite(Xs, "Xnew")
         if full_cov:
-            V = jsl.solve_triangular(self.L, self.cross(Xs), lower=True)
+            V = solve_triangular(self.L, self.cross(Xs))
             cov = self.gp.kernel.matrix(Xs, Xs) - V.T @ V
             if include_noise:
                 cov = cov + self.gp.noise * jnp.eye(Xs.shape[0], dtype=cov.dtype)
@@ -180,7 +186,7 @@ class Posterior(eqx.Module):
         i = self.obs.count
         xi = obs.X[i]
         k = jnp.where(self.obs.mask, self.gp.kernel.matrix(self.obs.X, xi[None])[:, 0], 0.0)
-        lrow = jsl.solve_triangular(self.L, k, lower=True)  # zero on padding rows
+        lrow = solve_triangular(self.L, k)  # zero on padding rows
         kii = self.gp.kernel.diag(xi[None])[0] + self.gp.noise + self.gp.jitter_for(xi.dtype)
         lii = jnp.sqrt(jnp.maximum(kii - jnp.sum(lrow * lrow), self.gp.jitter_for(xi.dtype)))
         row = lrow.at[i].set(lii)
@@ -204,7 +210,7 @@ class Posterior(eqx.Module):
     def cache(self, Xc: ArrayLike) -> PredictiveCache:
         """Cached predictive quantities over fixed candidates (see :class:`PredictiveCache`)."""
         Xc = as_points(Xc, "Xc").astype(self.obs.X.dtype)
-        V = jsl.solve_triangular(self.L, self.cross(Xc), lower=True)
+        V = solve_triangular(self.L, self.cross(Xc))
         mean, var = moments_from_solve(self.gp, self.w, V, Xc, False)
         return PredictiveCache(posterior=self, Xc=Xc, V=V, mean=mean, var=var)
 
@@ -231,7 +237,7 @@ class Posterior(eqx.Module):
             mean, cov = self.predict(Xs, full_cov=True)
             cov = cov + self.gp.jitter_for(Xs.dtype) * jnp.eye(Xs.shape[0], dtype=Xs.dtype)
             z = jax.random.normal(key, (num_samples, Xs.shape[0]), Xs.dtype)
-            return mean + z @ jnp.linalg.cholesky(cov).T
+            return mean + z @ cholesky(cov).T
         if method == "pathwise":
             return pathwise_samples(self, key, Xs, num_samples, num_features, chunk_size)
         raise ValueError(f"unknown sampling method {method!r}; use 'auto', 'exact' or 'pathwise'")

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 
 from ..kernels import Stationary
 from ..kernels.base import Scaled, Transformed
-from .linalg import map_chunks, mean_values
+from .linalg import cho_solve, map_chunks, mean_values
 
 
 def _spectral_frequencies(kernel: Stationary, key, num_features: int, dim: int, dtype):
@@ -63,7 +62,7 @@ def pathwise_samples(post, key, Xs, num_samples, num_features, chunk_size):
     obs = post.obs
     eps = jnp.sqrt(post.gp.noise) * jax.random.normal(ke, (num_samples, obs.capacity), dtype)
     resid = post.gp.residual(obs)[None, :] - jnp.where(obs.mask, prior_f(obs.X) + eps, 0.0)
-    A = jsl.cho_solve((post.L, True), resid.T)  # (cap, s)
+    A = cho_solve(post.L, resid.T)  # (cap, s)
 
     def block(X):
         Kxs = post.cross(X)
