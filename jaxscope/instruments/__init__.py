@@ -38,6 +38,7 @@ from .grid import GridProblem, stack_problems, tabulate
 from .guarded import GuardedProblem, guard
 from .ising import T_CRITICAL, IsingSimulator
 from .pfm import PFMTwin
+from .replay import SpectralReplay, beps_replay, read_nsid, zero_bias_image
 from .sparse_scan import SparseScanSimulator
 from .stem4d import DiffractionTwin
 from .surface import grid_points, make_surface
@@ -60,6 +61,7 @@ __all__ = [
     "SparseScanSimulator", "FUNCTIONS", "SyntheticFunction", "ThreeGaussians", "PROBLEMS",
     "make_simulator", "grid_points", "make_surface", "CombiLibrary", "DomainWriting",
     "HYPOTHESIS_PROBLEMS", "IMAGE_PROBLEMS", "ImageTwin", "PFMTwin", "EELSTwin", "DiffractionTwin",
+    "SpectralReplay", "beps_replay", "read_nsid", "zero_bias_image",
 ]  # fmt: skip
 
 
