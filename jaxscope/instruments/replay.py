@@ -177,9 +177,11 @@ def read_nsid(
         if dataset is None:
             found = []
             f.visititems(
-                lambda n, o: found.append(n)
-                if isinstance(o, h5py.Dataset) and "DIMENSION_LABELS" in o.attrs
-                else None
+                lambda n, o: (
+                    found.append(n)
+                    if isinstance(o, h5py.Dataset) and "DIMENSION_LABELS" in o.attrs
+                    else None
+                )
             )
             if len(found) != 1:
                 raise ValueError(

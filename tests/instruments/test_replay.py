@@ -34,8 +34,11 @@ def _write_nsid(path, cube, volts, *, extra=False):
         ds = g.create_dataset("generic", data=cube)
         ds.attrs["DIMENSION_LABELS"] = np.array(["X", "Y", "Voltage"], dtype=object)
         for k, (name, vals) in enumerate(
-            (("X", np.arange(cube.shape[0]) * 1e-8), ("Y", np.arange(cube.shape[1]) * 1e-8),
-             ("Voltage", volts))  # fmt: skip
+            (
+                ("X", np.arange(cube.shape[0]) * 1e-8),
+                ("Y", np.arange(cube.shape[1]) * 1e-8),
+                ("Voltage", volts),
+            )  # fmt: skip
         ):
             s = g.create_dataset(name, data=vals)
             s.make_scale(name)
