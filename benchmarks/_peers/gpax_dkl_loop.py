@@ -8,7 +8,9 @@ DATA.npz (written by jaxscope's side, so both libraries measure identical number
 measured in seed row s (``y = truth[i] + noise[s, i]``; each candidate is measured at most
 once); ``seed_idx`` (S, k) the initial measured indices; ``seeds`` (S,); scalars ``steps``,
 ``train_steps`` (Adam steps per refit), ``step_size``, ``z_dim``; optional ``max_steps_timed``
-(run only that many steps per seed; the JSON says so) and ``standardize_y`` (default 1).
+(run only that many steps per seed; the JSON says so), ``full_seeds`` (the first that many
+seeds run all ``steps`` regardless, for end-of-campaign quality; default 0) and
+``standardize_y`` (default 1).
 
 Each step, for seed value ``seed`` and step ``t``: ``key, key_pred =
 gpax.utils.get_keys(seed*1000 + t)``; a new ``gpax.viDKL(f, z_dim, kernel="RBF")`` is fitted on
@@ -57,6 +59,9 @@ Z_DIM = int(d["z_dim"])
 MAX_STEPS = int(d["max_steps_timed"]) if "max_steps_timed" in d.files else None
 STANDARDIZE = bool(int(d["standardize_y"])) if "standardize_y" in d.files else True
 STEPS_RUN = min(STEPS, MAX_STEPS) if MAX_STEPS is not None else STEPS
+# the first FULL_SEEDS seeds run all STEPS (for quality at the campaign's end) even when the
+# others stop at max_steps_timed
+FULL_SEEDS = int(d["full_seeds"]) if "full_seeds" in d.files else 0
 m, f = features.shape
 assert truth.shape == (m,) and noise.shape[1] == m and noise.shape[0] == len(seeds)
 assert seed_idx.shape[0] == len(seeds)
@@ -84,6 +89,7 @@ CONFIG = {
     "max_steps_timed": MAX_STEPS,
     "steps_run": STEPS_RUN,
     "truncated": STEPS_RUN < STEPS,
+    "full_seeds": FULL_SEEDS,
     "num_init": int(seed_idx.shape[1]),
     "seeds": seeds,
     "y_standardised": STANDARDIZE,
@@ -127,7 +133,7 @@ for s, seed in enumerate(seeds):
               "best_truth_so_far"):  # fmt: skip
         rec[k] = []
     out["seeds"].append(rec)
-    for t in range(STEPS_RUN):
+    for t in range(STEPS if s < FULL_SEEDS else STEPS_RUN):
         key, key_pred = gpax.utils.get_keys(seed * 1000 + t)
         y_np = np.asarray(ys)
         mu, sd = (y_np.mean(), y_np.std()) if STANDARDIZE else (0.0, 1.0)
