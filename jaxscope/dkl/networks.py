@@ -54,11 +54,32 @@ class MLP(nn.Module):
         return nn.Dense(self.latent)(h)
 
 
+def shifted_windows(h: jnp.ndarray, size: int = 3) -> jnp.ndarray:
+    """``(H, W, c)`` → ``(H, W, size·size·c)``: every pixel's ``size × size`` neighbourhood
+    (zero padding, 'SAME'), as ``size²`` shifted copies of the image — the im2col of a
+    stride-1 convolution, by slicing only."""
+    H, W = h.shape[:2]
+    lo = (size - 1) // 2
+    hp = jnp.pad(h, ((lo, size - 1 - lo), (lo, size - 1 - lo), (0, 0)))
+    return jnp.concatenate(
+        [hp[i : i + H, j : j + W] for i in range(size) for j in range(size)], axis=-1
+    )
+
+
 class CNN(nn.Module):
     """A small convolutional extractor for 2-D patches ``(h, w)`` or ``(h, w, c)``.
 
-    ``channels`` 3×3 convolutions, each followed by ``activation`` and 2×2 average pooling, then
-    a dense layer of ``dense`` units and a linear map to ``latent`` features."""
+    ``channels`` 3×3 convolutions ('SAME', stride 1), each followed by ``activation`` and 2×2
+    average pooling, then a dense layer of ``dense`` units and a linear map to ``latent``
+    features.
+
+    Each convolution is written as its im2col: :func:`shifted_windows` and one dense layer on
+    the channel axis (the same function class as ``nn.Conv``; weights ``(9·c_in, c_out)``).
+    The reason is XLA:CPU: inside a loop body — the ``lax.scan`` of Adam steps that trains the
+    network, under jit — it leaves the weight-gradient convolution in a non-canonical layout
+    and runs it about 14× slower than the same step compiled alone (measured: 120 ms against
+    8.6 ms a step for 200 16-px patches); slices and matrix products have no such path.
+    """
 
     channels: Sequence[int] = (8, 16)
     dense: int = 32
@@ -69,10 +90,10 @@ class CNN(nn.Module):
     def __call__(self, x):
         act = _activation(self.activation)
         h = x[..., None] if x.ndim == 2 else x
-        h = h[None]  # one example: linen convolutions take a batch axis
         for c in self.channels:
-            h = act(nn.Conv(c, (3, 3))(h))
-            if min(h.shape[1:3]) >= 2:
-                h = nn.avg_pool(h, (2, 2), strides=(2, 2))
+            h = act(nn.Dense(c)(shifted_windows(h)))
+            if min(h.shape[:2]) >= 2:
+                H, W = (h.shape[0] // 2) * 2, (h.shape[1] // 2) * 2  # 2×2 average pooling
+                h = h[:H, :W].reshape(H // 2, 2, W // 2, 2, -1).mean(axis=(1, 3))
         h = act(nn.Dense(self.dense)(jnp.reshape(h, (-1,))))
         return nn.Dense(self.latent)(h)

@@ -74,7 +74,8 @@ def test_training_learns_the_patch_map_a_coordinate_gp_cannot(data, fitted):
     c1 = coord.update(coord.init(jax.random.key(0), obs), obs, jax.random.key(1))
     m_gp = np.asarray(coord.predictive(c1, P.coords).mean.mean(0))[held_out]
     rmse = lambda m: float(np.sqrt(np.mean((m - y[held_out]) ** 2)))  # noqa: E731
-    assert rmse(m_dkl) < 0.6 * rmse(m_gp), (rmse(m_dkl), rmse(m_gp))  # measured 0.10 vs 0.22
+    # measured over init keys 0-3: 0.09-0.14 against the coordinate GP's 0.22
+    assert rmse(m_dkl) < 0.7 * rmse(m_gp), (rmse(m_dkl), rmse(m_gp))
     # training lowered the objective from the untrained start
     fam = sur.model
     obs_s = s1.scaler.apply(obs)
@@ -94,7 +95,7 @@ def test_members_start_apart_never_from_zeros_and_update_warm_starts(data, fitte
     _, losses = sur.fit(s1.samples, obs)
     obs_s = s1.scaler.apply(obs)
     start = -jax.vmap(lambda p: sur.model.log_posterior(p, obs_s))(s1.samples)
-    np.testing.assert_allclose(losses[:, 0], start, rtol=1e-5)
+    np.testing.assert_allclose(losses[:, 0], start, rtol=1e-4)  # float32, other op order
 
 
 def test_members_under_vmap_equal_separate_fits(data, fitted):
@@ -195,3 +196,15 @@ def test_bad_settings_are_refused(data):
     fam = DeepKernelFamily(MLP(), patches=P)
     with pytest.raises(ValueError, match="not held"):
         DKLGP(fam.hold(fam.init_weights(jax.random.key(0))))
+
+
+def test_cnn_convolution_is_a_same_convolution():
+    # the CNN writes each 3x3 convolution as im2col + dense (fast in XLA:CPU loop bodies); it
+    # must be exactly lax's 'SAME' cross-correlation with the kernel (3, 3, c_in, c_out)
+    from jaxscope.dkl.networks import shifted_windows
+
+    h = jax.random.normal(jax.random.key(0), (7, 9, 3))
+    K = jax.random.normal(jax.random.key(1), (3, 3, 3, 5))
+    ref = jax.lax.conv_general_dilated(h[None], K, (1, 1), "SAME",
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]  # fmt: skip
+    np.testing.assert_allclose(shifted_windows(h) @ K.reshape(-1, 5), ref, rtol=1e-5, atol=1e-5)
