@@ -284,6 +284,32 @@ def run_campaign_bench(size, seeds, steps, train_steps, no_peer):
     return [speed, quality]
 
 
+def run_variant(size, seeds, steps, train_steps, **options):
+    """The PFM campaign's quality with DKL options changed (jaxscope only, same seeds and
+    values as ``pfm_top1pct_found_K200``)."""
+    sim = make_simulator("pfm_twin", key=jax.random.key(0), size=size)
+    P, clean, noise, seed_idx, _ = campaign_data(sim, "pfm_variant", seeds, steps, train_steps,
+                                                 0.05, 20)  # fmt: skip
+    cfg = dkl_config(sim, patches=P, train_steps=train_steps, **options)
+    per = []
+    for j, s in enumerate(seeds):
+        prob = TwinTable(sim.candidates, jnp.asarray(clean + noise[j], jnp.float32),
+                         jnp.asarray(clean, jnp.float32))  # fmt: skip
+        t, order, rmse = run_loop(cfg, prob, seed_idx[j], steps, jax.random.key(s))
+        curve = top_found(order, clean)
+        per.append({**t, "top1": curve[-1], "top1_curve": curve[2::10],
+                    "rmse_final": C.r4(float(rmse[-1]))})  # fmt: skip
+        C.log("variant", options, s, per[-1]["top1"], per[-1]["rmse_final"], per[-1]["wall_s"])
+    tag = "_".join(f"{k}_{v}" for k, v in options.items())
+    return {"name": f"pfm_top1pct_found_K200_{tag}",
+            "what": f"pfm_top1pct_found_K200 with dkl_config({options}): DKL only, same seeds, "
+            "seed points and noisy values", "seeds": list(seeds),
+            "quality": {"dkl_top1_mean": C.r4(float(np.mean([r["top1"] for r in per]))),
+                        "dkl_rmse_final_mean": C.r4(float(np.mean([r["rmse_final"] for r in per]))),
+                        "jaxscope_median_s": C.median([r["wall_s"] for r in per])},
+            "per_seed": per}  # fmt: skip
+
+
 def run_real(path, seeds, steps, train_steps, no_peer):
     """``real_beps_pto_dkl``: the measured PbTiO3 BEPS map replayed (structure image: the
     zero-bias readouts of the loops, :func:`jaxscope.instruments.zero_bias_image`)."""
@@ -337,6 +363,10 @@ def main(argv=None):
             30 if q else 200,
             a.no_peer or q,
         )
+        C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
+    if "variant" in a.only.split(","):
+        records.append(run_variant(34 if q else 50, list(range(1 if q else a.seeds)),
+                                   10 if q else 200, 30 if q else 200, refit_from="init"))  # fmt: skip
         C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
     if "real" in a.only.split(","):
         records.append(run_real(a.data, list(range(1 if q else a.seeds)), 10 if q else 50,

@@ -38,6 +38,7 @@ DKL_DEFAULTS: dict[str, Any] = {
     "num_members": 1,
     "train_steps": 200,
     "learning_rate": 1e-2,
+    "refit_from": "previous",
     "weight_prior": 1.0,
     "normalize": "image",
 }
@@ -77,6 +78,6 @@ def dkl_config(
         net = NETWORKS[d["network"]](latent=d["latent"])
     fam = DeepKernelFamily(net, patches=patches, weight_prior=d["weight_prior"])
     sur = DKLGP(fam, num_members=d["num_members"], train_steps=d["train_steps"],
-                learning_rate=d["learning_rate"])  # fmt: skip
+                learning_rate=d["learning_rate"], refit_from=d["refit_from"])  # fmt: skip
     rest = {k: v for k, v in d.items() if k not in DKL_DEFAULTS}
     return make_config(surrogate=sur, acquisition=d["acquisition"], **rest)

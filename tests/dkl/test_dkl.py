@@ -208,3 +208,24 @@ def test_cnn_convolution_is_a_same_convolution():
     ref = jax.lax.conv_general_dilated(h[None], K, (1, 1), "SAME",
                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))[0]  # fmt: skip
     np.testing.assert_allclose(shifted_windows(h) @ K.reshape(-1, 5), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_refit_from_init_trains_fresh_weights_drawn_from_the_key(data):
+    P, y, idx, obs = data
+    fam = DeepKernelFamily(MLP(hidden=(8,)), patches=P, weight_prior=1.0)
+    warm = DKLGP(fam, train_steps=5, learning_rate=1e-2)
+    fresh = DKLGP(fam, train_steps=5, learning_rate=1e-2, refit_from="init")
+    s0 = warm.init(jax.random.key(0), obs)
+    key = jax.random.key(7)
+    f1 = fresh.update(s0, obs, key)
+    # the same training as a warm update started from the members the key draws
+    start = fresh._members(key, obs.X.dtype)
+    members, _ = fresh.fit(start, obs)
+    for a, b in zip(jax.tree_util.tree_leaves(f1.samples), jax.tree_util.tree_leaves(members),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    w1 = warm.update(s0, obs, key)  # the warm update ignores the key and starts from s0
+    assert not np.allclose(w1.samples["net"]["params"]["Dense_0"]["kernel"],
+                           f1.samples["net"]["params"]["Dense_0"]["kernel"])  # fmt: skip
+    with pytest.raises(ValueError, match="refit_from"):
+        DKLGP(fam, refit_from="best")
