@@ -66,12 +66,16 @@ def _one_at_a_time_on_cpu(fn: Callable) -> Callable:
     ``fn`` on CPU (nested ``vmap`` re-enters the rule), the native batched ``fn`` elsewhere."""
     wrapped = jax.custom_batching.custom_vmap(fn)
 
+    # one jitted map per function: called eagerly (outside any jit), a bare lax.map would
+    # trace and compile a new scan at every call
+    mapped = jax.jit(lambda args: jax.lax.map(lambda xs: wrapped(*xs), args))
+
     @wrapped.def_vmap
     def _rule(axis_size, in_batched, *args):
         args = [a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
                 for a, b in zip(args, in_batched, strict=True)]  # fmt: skip
         if jax.default_backend() == "cpu":
-            return jax.lax.map(lambda xs: wrapped(*xs), tuple(args)), True
+            return mapped(tuple(args)), True
         return jax.vmap(fn)(*args), True
 
     return wrapped
