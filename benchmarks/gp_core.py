@@ -506,8 +506,8 @@ def bench_bepfm(frac: float = 0.3, steps: int = MAP_STEPS) -> dict:
 
         @jax.jit
         def fit_all(obs_b):
-            # Adam (one lax.scan): vmapping the L-BFGS while-loop over channels hangs on this
-            # jax 0.10.2 CPU build (all XLA threads idle; a single L-BFGS fit works)
+            # Adam (one lax.scan): vmapping the L-BFGS while-loop over channels hung on this
+            # jax 0.10.2 CPU build (the batched-LAPACK deadlock jaxscope.gp.linalg now avoids)
             return jax.vmap(
                 lambda o: fit_map(model, o, optimizer="adam", num_steps=steps, learning_rate=0.1)
             )(obs_b)
