@@ -186,25 +186,31 @@ def run_loop(config, prob, idx0, steps, key):
     return t.as_dict(), order, rmse
 
 
-def compare_loops(sim, tag, seeds, steps, train_steps, noise_frac, max_timed, full_seeds=0):
+def compare_loops(sim, tag, seeds, steps, train_steps, noise_frac, max_timed, full_seeds=0,
+                  dkl_options=None, baselines=True):  # fmt: skip
     """DKL and coordinate-GP campaigns (compiled) and the random and raster baselines on the
-    same table of values, seed points and seeds; top-1 % found and map RMSE every 10 steps."""
+    same table of values, seed points and seeds; top-1 % found and map RMSE every 10 steps.
+    ``dkl_options`` go to :func:`dkl_config`; ``baselines=False`` runs the DKL loop only."""
     P, clean, noise, seed_idx, path = campaign_data(sim, tag, seeds, steps, train_steps,
                                                     noise_frac, max_timed, full_seeds)  # fmt: skip
     m = clean.shape[0]
-    dkl = dkl_config(sim, patches=P, train_steps=train_steps)
-    coord = make_config(sim.candidates, acquisition="ei")
-    res = {"dkl": [], "coordinate_gp": [], "random": [], "raster": []}
+    dkl = dkl_config(sim, patches=P, train_steps=train_steps, **(dkl_options or {}))
+    loops = [("dkl", dkl)]
+    if baselines:
+        loops.append(("coordinate_gp", make_config(sim.candidates, acquisition="ei")))
+    res = {"dkl": [], "coordinate_gp": [], "random": [], "raster": []} if baselines else {"dkl": []}
     for j, s in enumerate(seeds):
         prob = TwinTable(sim.candidates, jnp.asarray(clean + noise[j], jnp.float32),
                          jnp.asarray(clean, jnp.float32))  # fmt: skip
-        for name, cfg in (("dkl", dkl), ("coordinate_gp", coord)):
+        for name, cfg in loops:
             t, order, rmse = run_loop(cfg, prob, seed_idx[j], steps, jax.random.key(s))
             curve = top_found(order, clean)
             res[name].append({**t, "top1": curve[-1], "top1_curve": curve[2::10],
                               "rmse_final": C.r4(float(rmse[-1])),
                               "rmse_curve": [C.r4(float(r)) for r in rmse[::10]]})  # fmt: skip
             C.log(tag, name, s, {k: v for k, v in res[name][-1].items() if "curve" not in k})
+        if not baselines:
+            continue
         rest = np.setdiff1d(np.arange(m), seed_idx[j])
         rnd = list(seed_idx[j]) + np.random.RandomState(s).permutation(rest)[:steps].tolist()
         res["random"].append({"top1": top_found(rnd, clean)[-1]})
@@ -212,7 +218,7 @@ def compare_loops(sim, tag, seeds, steps, train_steps, noise_frac, max_timed, fu
         ras = list(seed_idx[j]) + np.roll(rest, -start)[:steps].tolist()  # row-major from a seed
         res["raster"].append({"top1": top_found(ras, clean)[-1]})
     q = {f"{k}_top1_mean": C.r4(float(np.mean([r["top1"] for r in v]))) for k, v in res.items()}
-    for k in ("dkl", "coordinate_gp"):
+    for k in [n for n, _ in loops]:
         q[f"{k}_rmse_final_mean"] = C.r4(float(np.mean([r["rmse_final"] for r in res[k]])))
     return res, q, m, path
 
@@ -288,26 +294,14 @@ def run_variant(size, seeds, steps, train_steps, **options):
     """The PFM campaign's quality with DKL options changed (jaxscope only, same seeds and
     values as ``pfm_top1pct_found_K200``)."""
     sim = make_simulator("pfm_twin", key=jax.random.key(0), size=size)
-    P, clean, noise, seed_idx, _ = campaign_data(sim, "pfm_variant", seeds, steps, train_steps,
-                                                 0.05, 20)  # fmt: skip
-    cfg = dkl_config(sim, patches=P, train_steps=train_steps, **options)
-    per = []
-    for j, s in enumerate(seeds):
-        prob = TwinTable(sim.candidates, jnp.asarray(clean + noise[j], jnp.float32),
-                         jnp.asarray(clean, jnp.float32))  # fmt: skip
-        t, order, rmse = run_loop(cfg, prob, seed_idx[j], steps, jax.random.key(s))
-        curve = top_found(order, clean)
-        per.append({**t, "top1": curve[-1], "top1_curve": curve[2::10],
-                    "rmse_final": C.r4(float(rmse[-1]))})  # fmt: skip
-        C.log("variant", options, s, per[-1]["top1"], per[-1]["rmse_final"], per[-1]["wall_s"])
+    res, q, _, _ = compare_loops(sim, "pfm_variant", seeds, steps, train_steps, 0.05, 20,
+                                 dkl_options=options, baselines=False)  # fmt: skip
+    q["jaxscope_median_s"] = C.median([r["wall_s"] for r in res["dkl"]])
     tag = "_".join(f"{k}_{v}" for k, v in options.items())
     return {"name": f"pfm_top1pct_found_K200_{tag}",
             "what": f"pfm_top1pct_found_K200 with dkl_config({options}): DKL only, same seeds, "
-            "seed points and noisy values", "seeds": list(seeds),
-            "quality": {"dkl_top1_mean": C.r4(float(np.mean([r["top1"] for r in per]))),
-                        "dkl_rmse_final_mean": C.r4(float(np.mean([r["rmse_final"] for r in per]))),
-                        "jaxscope_median_s": C.median([r["wall_s"] for r in per])},
-            "per_seed": per}  # fmt: skip
+            "seed points and noisy values", "seeds": list(seeds), "quality": q,
+            "per_seed": res["dkl"]}  # fmt: skip
 
 
 def run_real(path, seeds, steps, train_steps, no_peer):

@@ -93,7 +93,6 @@ class CNN(nn.Module):
         for c in self.channels:
             h = act(nn.Dense(c)(shifted_windows(h)))
             if min(h.shape[:2]) >= 2:
-                H, W = (h.shape[0] // 2) * 2, (h.shape[1] // 2) * 2  # 2×2 average pooling
-                h = h[:H, :W].reshape(H // 2, 2, W // 2, 2, -1).mean(axis=(1, 3))
+                h = nn.avg_pool(h[None], (2, 2), strides=(2, 2))[0]  # linen pools a batch
         h = act(nn.Dense(self.dense)(jnp.reshape(h, (-1,))))
         return nn.Dense(self.latent)(h)

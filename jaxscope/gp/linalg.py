@@ -61,9 +61,11 @@ def default_jitter(dtype) -> float:
 _SMALL_INVERSE = 512  # up to this size K⁻¹ is formed as L⁻ᵀL⁻¹ (see _gaussian_log_density_jvp)
 
 
-def _one_at_a_time_on_cpu(fn: Callable) -> Callable:
+def _one_at_a_time_on_cpu(fn: Callable, shared_matrix: Callable | None = None) -> Callable:
     """``fn`` (arrays of one problem -> one array) with a batching rule: a ``lax.map`` of
-    ``fn`` on CPU (nested ``vmap`` re-enters the rule), the native batched ``fn`` elsewhere."""
+    ``fn`` on CPU (nested ``vmap`` re-enters the rule), the native batched ``fn`` elsewhere.
+    ``shared_matrix(wrapped, A, B)``, when given, handles a batch whose first argument is not
+    batched (one matrix, many right-hand sides) in a single call."""
     wrapped = jax.custom_batching.custom_vmap(fn)
 
     # one jitted map per function: called eagerly (outside any jit), a bare lax.map would
@@ -72,6 +74,8 @@ def _one_at_a_time_on_cpu(fn: Callable) -> Callable:
 
     @wrapped.def_vmap
     def _rule(axis_size, in_batched, *args):
+        if shared_matrix is not None and not in_batched[0] and all(in_batched[1:]):
+            return shared_matrix(wrapped, *args), True
         args = [a if b else jnp.broadcast_to(a, (axis_size, *a.shape))
                 for a, b in zip(args, in_batched, strict=True)]  # fmt: skip
         if jax.default_backend() == "cpu":
@@ -88,7 +92,15 @@ def _trsm_of(lower: bool, trans: bool) -> Callable:
     def solve(L, B):
         return jax.lax.linalg.triangular_solve(L, B, left_side=True, lower=lower, transpose_a=trans)
 
-    return _one_at_a_time_on_cpu(solve)
+    return _one_at_a_time_on_cpu(solve, shared_matrix=_columns_side_by_side)
+
+
+def _columns_side_by_side(solve, L, B):
+    # one L, a batch of right-hand sides (b, n, k): one solve of the (n, b·k) columns, as
+    # JAX's own batching rule does, instead of b copies of L
+    b, n, k = B.shape
+    X = solve(L, jnp.moveaxis(B, 0, 1).reshape(n, b * k))
+    return jnp.moveaxis(X.reshape(n, b, k), 1, 0)
 
 
 _TRSM = {(lo, tr): _trsm_of(lo, tr) for lo in (True, False) for tr in (True, False)}

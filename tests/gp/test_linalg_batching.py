@@ -114,3 +114,19 @@ def test_concurrent_batched_factorisations_do_not_deadlock():
                          timeout=240, env={"JAX_PLATFORMS": "cpu", **__import__("os").environ})  # fmt: skip
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("done")
+
+
+def test_one_matrix_many_right_hand_sides_is_one_solve(x64, spd):
+    K, B, _, _ = spd
+    L = np.linalg.cholesky(K[0])
+    fn = jax.vmap(lambda R: la.solve_triangular(L, R, trans=True))
+    np.testing.assert_allclose(fn(B), np.linalg.solve(L.T[None], B), atol=1e-10)
+    jaxpr = jax.make_jaxpr(fn)(B)
+    ops = [e for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "triangular_solve"]
+    assert len(ops) == 1 and ops[0].invars[1].aval.shape == (6, 4 * 3)  # columns side by side
+    assert not [e for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "scan"]
+    # and its gradient (the backward solve is batched the same way)
+    g = jax.grad(lambda B: jnp.sum(jnp.sin(fn(B))))(B)
+    g_ref = jax.grad(lambda B: jnp.sum(jnp.sin(jax.vmap(
+        lambda R: jsl.solve_triangular(L, R, lower=True, trans="T"))(B))))(B)  # fmt: skip
+    np.testing.assert_allclose(g, g_ref, atol=1e-12)
