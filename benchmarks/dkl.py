@@ -332,6 +332,21 @@ def run_real(path, seeds, steps, train_steps, no_peer):
     return rec
 
 
+def _options(text):
+    """``"a=1,b=x"`` → ``{"a": 1, "b": "x"}`` (numbers parsed, the rest strings)."""
+    out = {}
+    for item in filter(None, text.split(",")):
+        k, _, v = item.partition("=")
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = v
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -341,6 +356,11 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=None)
     ap.add_argument("--data", default=BEPS_PTO, help="the measured BEPS map (NSID/HDF5)")
+    ap.add_argument(
+        "--variant",
+        default="refit_from=init",
+        help="dkl_config options of --only variant, e.g. 'refit_from=init,shrink=0.5'",
+    )
     a = ap.parse_args(argv)
     q = a.quick
     os.makedirs(RAW, exist_ok=True)
@@ -360,7 +380,7 @@ def main(argv=None):
         C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
     if "variant" in a.only.split(","):
         records.append(run_variant(34 if q else 50, list(range(1 if q else a.seeds)),
-                                   10 if q else 200, 30 if q else 200, refit_from="init"))  # fmt: skip
+                                   10 if q else 200, 30 if q else 200, **_options(a.variant)))  # fmt: skip
         C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
     if "real" in a.only.split(","):
         records.append(run_real(a.data, list(range(1 if q else a.seeds)), 10 if q else 50,

@@ -39,6 +39,9 @@ DKL_DEFAULTS: dict[str, Any] = {
     "train_steps": 200,
     "learning_rate": 1e-2,
     "refit_from": "previous",
+    "shrink": 0.6,
+    "perturb": 0.4,
+    "batch_size": None,
     "weight_prior": 1.0,
     "normalize": "image",
 }
@@ -78,6 +81,7 @@ def dkl_config(
         net = NETWORKS[d["network"]](latent=d["latent"])
     fam = DeepKernelFamily(net, patches=patches, weight_prior=d["weight_prior"])
     sur = DKLGP(fam, num_members=d["num_members"], train_steps=d["train_steps"],
-                learning_rate=d["learning_rate"], refit_from=d["refit_from"])  # fmt: skip
+                learning_rate=d["learning_rate"], refit_from=d["refit_from"],
+                shrink=d["shrink"], perturb=d["perturb"], batch_size=d["batch_size"])  # fmt: skip
     rest = {k: v for k, v in d.items() if k not in DKL_DEFAULTS}
     return make_config(surrogate=sur, acquisition=d["acquisition"], **rest)

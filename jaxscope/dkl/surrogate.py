@@ -38,31 +38,65 @@ from ..runtime.jit import jit
 from .family import NET, DeepKernelFamily
 
 
+def _minibatch(obs: Observations, key, size: int) -> tuple[Observations, Array]:
+    """``size`` rows drawn without replacement among the real ones (Gumbel top-k on the mask),
+    and the factor ``n / m`` (real rows over real rows drawn) that makes the mini-batch's log
+    likelihood an estimate on the scale of the whole buffer's."""
+    g = jax.random.gumbel(key, (obs.capacity,), obs.y.dtype)
+    _, idx = jax.lax.top_k(jnp.where(obs.mask, g, -jnp.inf), size)
+    sub = Observations(obs.X[idx], obs.y[idx], obs.mask[idx], jnp.sum(obs.mask[idx]))
+    scale = jnp.sum(obs.mask) / jnp.maximum(sub.count, 1)
+    return sub, scale.astype(obs.y.dtype)
+
+
 @jit
-def _train(fam: DeepKernelFamily, obs: Observations, u0: Params, steps: int, lr: float):
+def _train(fam: DeepKernelFamily, obs: Observations, u0: Params, steps: int, lr: float,
+           batch: int | None = None, key=None):  # fmt: skip
     """Adam on ``-log p(y|θ, w) - log p(θ) - log p(w)`` from ``u0`` (unconstrained); returns the
-    final ``u`` and the loss after every step ``(steps,)``."""
+    final ``u`` and the loss after every step ``(steps,)``. With ``batch`` every step uses the
+    log likelihood of ``batch`` random real rows scaled by ``n / batch`` (stochastic
+    mini-batch marginal likelihood: Chen, Wang, Zhu, Aravkin, Zhang, "Stochastic gradient
+    descent in correlated settings: a study on Gaussian processes", NeurIPS 2020), an
+    ``O(batch³)`` step instead of ``O(n³)``."""
     opt = optax.adam(lr)
+    use_batch = batch is not None and batch < obs.capacity
 
-    def loss(u):
-        return -fam.log_posterior(fam.constrain(u), obs)
+    def loss(u, k):
+        params = fam.constrain(u)
+        if not use_batch:
+            return -fam.log_posterior(params, obs)
+        sub, scale = _minibatch(obs, k, batch)
+        lml = fam.build(params).log_marginal_likelihood(sub)
+        return -(scale * lml + fam.log_prior(params))
 
-    def step(carry, _):
+    def step(carry, k):
         u, s = carry
-        value, g = jax.value_and_grad(loss)(u)
+        value, g = jax.value_and_grad(loss)(u, k)
         upd, s = opt.update(g, s, u)
         return (optax.apply_updates(u, upd), s), value
 
-    (u, _), losses = jax.lax.scan(step, (u0, opt.init(u0)), length=steps)
+    keys = jax.random.split(jax.random.key(0) if key is None else key, steps)
+    (u, _), losses = jax.lax.scan(step, (u0, opt.init(u0)), keys)
     return u, losses
 
 
 def train(
-    fam: DeepKernelFamily, obs: Observations, params: Params, *, steps: int = 200, lr: float = 1e-2
+    fam: DeepKernelFamily,
+    obs: Observations,
+    params: Params,
+    *,
+    steps: int = 200,
+    lr: float = 1e-2,
+    batch_size: int | None = None,
+    key=None,
 ) -> tuple[Params, Array]:
     """Train one deep-kernel GP from ``params`` (constrained, with ``"net"``) on ``obs`` (model
-    units); ``(params, losses)``. Pure: ``vmap`` it over members, seeds or target channels."""
-    u, losses = _train(fam, obs, fam.unconstrain(params), steps, lr)
+    units); ``(params, losses)``. ``batch_size``: rows per step (mini-batch marginal
+    likelihood, drawn with ``key``; ``None`` or at least the buffer's capacity: all rows, exact).
+    Pure: ``vmap`` it over members, seeds or target channels."""
+    if batch_size is not None and batch_size < 2:
+        raise ValueError(f"batch_size must be at least 2 (or None for all rows); got {batch_size}")
+    u, losses = _train(fam, obs, fam.unconstrain(params), steps, lr, batch_size, key)
     return fam.constrain(u), losses
 
 
@@ -80,6 +114,9 @@ def train_channels(
     return jax.vmap(one, in_axes=(1, 0))(Y, params)
 
 
+REFIT_FROM = ("previous", "init", "shrink-perturb")
+
+
 class DKLGP(GPSurrogate):
     """Deep-kernel GP (or deep ensemble) refitted by Adam at every update (module docstring).
 
@@ -93,6 +130,13 @@ class DKLGP(GPSurrogate):
             update's key every step: gpax's ``viDKL`` loop, which builds a new model per step;
             the new random features explore more — on the 50×50 PFM twin it found more of the
             top-1 % pixels in 200 steps, ``benchmarks/dkl.py``).
+        shrink, perturb: with ``refit_from="shrink-perturb"``, each update starts from
+            ``shrink · previous + perturb · fresh`` weights (fresh from the update's key) and
+            the previous hyperparameters: a warm start that keeps the features' memory but
+            leaves the basin of an early fit (Ash & Adams, "On warm-starting neural network
+            training", NeurIPS 2020).
+        batch_size: rows per Adam step (mini-batch marginal likelihood, :func:`train`), or
+            ``None`` for every observed row (exact).
     """
 
     model: DeepKernelFamily
@@ -100,14 +144,19 @@ class DKLGP(GPSurrogate):
     train_steps: int = eqx.field(static=True, default=200)
     learning_rate: float = eqx.field(static=True, default=1e-2)
     refit_from: str = eqx.field(static=True, default="previous")
+    shrink: float = eqx.field(static=True, default=0.6)
+    perturb: float = eqx.field(static=True, default=0.4)
+    batch_size: int | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if not isinstance(self.model, DeepKernelFamily) or self.model.held:
             raise ValueError("DKLGP needs a DeepKernelFamily whose network is not held")
         if self.num_members < 1 or self.train_steps < 1:
             raise ValueError("num_members and train_steps must be positive")
-        if self.refit_from not in ("previous", "init"):
-            raise ValueError(f"unknown refit_from {self.refit_from!r}; use 'previous' or 'init'")
+        if self.refit_from not in REFIT_FROM:
+            raise ValueError(f"unknown refit_from {self.refit_from!r}; use one of {REFIT_FROM}")
+        if self.batch_size is not None and self.batch_size < 2:
+            raise ValueError(f"batch_size must be at least 2 or None; got {self.batch_size}")
 
     def _members(self, key, dtype) -> Params:
         keys = jax.random.split(key, self.num_members)
@@ -128,19 +177,39 @@ class DKLGP(GPSurrogate):
         hyperparameters at their priors' medians; no training until the first update."""
         return self._state(self._members(key, obs.X.dtype), obs)
 
-    def fit(self, members: Params, obs: Observations, scaler=None) -> tuple[Params, Array]:
+    def fit(
+        self, members: Params, obs: Observations, scaler=None, key=None
+    ) -> tuple[Params, Array]:
         """Train every member from ``members`` on ``obs`` (in the units of ``scaler``, default
-        the surrogate's scaling of ``obs``); ``(members, losses (E, steps))``."""
+        the surrogate's scaling of ``obs``); ``(members, losses (E, steps))``. ``key`` draws
+        the mini-batches (with ``batch_size``; member ``i`` from ``split(key)[i]``)."""
         obs_s = (self._scaler(obs) if scaler is None else scaler).apply(obs)
-        return jax.vmap(
-            lambda p: train(self.model, obs_s, p, steps=self.train_steps, lr=self.learning_rate)
-        )(members)
+        keys = jax.random.split(jax.random.key(0) if key is None else key, self.num_members)
+
+        def one(p, k):
+            return train(self.model, obs_s, p, steps=self.train_steps, lr=self.learning_rate,
+                         batch_size=self.batch_size, key=k)  # fmt: skip
+
+        return jax.vmap(one)(members, keys)
+
+    def _start(self, previous: Params, key, dtype) -> Params:
+        """Where an update's training starts (``refit_from``): the previous members
+        (deterministic), fresh ones from ``key``, or the shrunk previous weights plus scaled
+        fresh ones."""
+        if self.refit_from == "previous":
+            return previous
+        fresh = self._members(key, dtype)
+        if self.refit_from == "init":
+            return fresh
+        net = jax.tree_util.tree_map(
+            lambda a, b: self.shrink * a + self.perturb * b, previous[NET], fresh[NET]
+        )
+        return {**previous, NET: net}
 
     def update(self, state: GPState, obs: Observations, key) -> GPState:
-        # "previous": deterministic given the previous weights; "init": new weights from key
-        start = state.samples if self.refit_from == "previous" else self._members(key, obs.X.dtype)
+        start = self._start(state.samples, key, obs.X.dtype)
         scaler = self._scaler(obs)  # one scaling for training and conditioning
-        members, losses = self.fit(start, obs, scaler)
+        members, losses = self.fit(start, obs, scaler, jax.random.fold_in(key, 1))
         return self._state(members, obs, losses, scaler)
 
     def embed(self, state: GPState, X: Float[ArrayLike, "m d"]) -> Float[Array, "e m k"]:
@@ -186,7 +255,7 @@ class DKLNUTS(DKLGP):
 
     def update(self, state, obs: Observations, key):
         scaler = self._scaler(obs)
-        members, losses = self.fit(state.trained, obs, scaler)
+        members, losses = self.fit(state.trained, obs, scaler, jax.random.fold_in(key, 1))
         samples, members = self._held(members, scaler.apply(obs), key)
         return _NUTSState(self._state(samples, obs, losses, scaler), members)
 

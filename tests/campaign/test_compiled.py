@@ -22,6 +22,9 @@ from jaxscope.campaign import (
 from jaxscope.gp import default_jitter, unit_grid
 from jaxscope.instruments import CallbackProblem, GridProblem
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_compiled")
+
 SIDE, N_INIT, STEPS = 7, 5, 6
 
 

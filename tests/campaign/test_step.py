@@ -24,6 +24,9 @@ from jaxscope.gp import default_jitter
 from jaxscope.instruments import CallbackProblem, Problem
 from jaxscope.instruments.toy import ThreeGaussians
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_step")
+
 SIZE, N_INIT, STEPS = 8, 6, 3
 decide_jit = eqx.filter_jit(decide)
 step_jit = eqx.filter_jit(step)

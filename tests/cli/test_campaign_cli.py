@@ -12,6 +12,9 @@ from jaxscope.cli import main
 from jaxscope.cli.campaign import make_problem
 from jaxscope.host.journal import read_journal
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_campaign_cli")
+
 ARGS = [
     "campaign",
     "--problem",

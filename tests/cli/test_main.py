@@ -12,6 +12,9 @@ import pytest
 
 from jaxscope.cli import build_parser, main
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_main")
+
 ARGS = ["reconstruct", "--size", "32", "--fraction", "0.3", "--seed", "3", "--samples", "32"]
 
 

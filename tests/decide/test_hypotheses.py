@@ -17,6 +17,9 @@ from jaxscope.probmodels import ProbModel
 from jaxscope.decide import HypothesisLearner, HypothesisSet, StackedFamily
 from jaxscope.gp import Observations, Standardizer, StructuredFamily
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_hypotheses")
+
 
 def _second_order(x, p):
     b = 1.0 - x[0] / p["xc"]

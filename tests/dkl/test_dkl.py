@@ -18,6 +18,9 @@ from jaxscope.dkl import CNN, DKLGP, DKLNUTS, MLP, DeepKernelFamily, train, trai
 from jaxscope.gp import GP, GPModel, Observations
 from jaxscope.images import extract
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_dkl")
+
 N_OBS, CAP = 60, 68
 
 
@@ -229,3 +232,67 @@ def test_refit_from_init_trains_fresh_weights_drawn_from_the_key(data):
                            f1.samples["net"]["params"]["Dense_0"]["kernel"])  # fmt: skip
     with pytest.raises(ValueError, match="refit_from"):
         DKLGP(fam, refit_from="best")
+
+
+def test_shrink_perturb_starts_from_shrunk_previous_plus_fresh_weights(data, fitted):
+    P, y, idx, obs = data
+    sur, s0, s1, _ = fitted
+    sp = dataclasses.replace(sur, refit_from="shrink-perturb", shrink=0.5, perturb=0.3,
+                             train_steps=3)  # fmt: skip
+    key = jax.random.key(11)
+    got = sp.update(s1, obs, key)
+    fresh = sp._members(key, obs.X.dtype)
+    start = {**s1.samples, "net": jax.tree_util.tree_map(lambda a, b: 0.5 * a + 0.3 * b,
+                                                          s1.samples["net"], fresh["net"])}  # fmt: skip
+    want, _ = sp.fit(start, obs)
+    for a, b in zip(jax.tree_util.tree_leaves(got.samples), jax.tree_util.tree_leaves(want),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_minibatch_draws_distinct_real_rows_and_scales_to_the_buffer():
+    from jaxscope.dkl.surrogate import _minibatch
+
+    obs = Observations.from_arrays(np.arange(10.0)[:, None], np.arange(10.0), capacity=16)
+    for s in range(5):
+        sub, scale = _minibatch(obs, jax.random.key(s), 4)
+        rows = np.asarray(sub.X[:, 0])
+        assert bool(sub.mask.all()) and len(set(rows)) == 4 and rows.max() < 10  # real rows only
+        np.testing.assert_allclose(np.asarray(sub.y), rows)  # X and y stay paired
+        assert float(scale) == pytest.approx(10 / 4)
+    sub, scale = _minibatch(obs, jax.random.key(0), 12)  # more asked than real rows: all of them
+    assert int(sub.count) == 10 and float(scale) == 1.0
+    assert sorted(np.asarray(sub.X[sub.mask, 0])) == list(range(10))
+
+
+def test_minibatch_training_matches_its_formula_and_the_exact_fit(data):
+    from jaxscope.dkl.surrogate import _minibatch, _train
+
+    P, y, idx, obs = data
+    fam = DeepKernelFamily(MLP(hidden=(16,)), patches=P, weight_prior=1.0)
+    p0 = fam.init_params(key=jax.random.key(3))
+    key = jax.random.key(5)
+    # the first step's loss is -(n/m) log p(y_batch) - log prior on the batch its key draws
+    _, losses = _train(fam, obs, fam.unconstrain(p0), 1, 1e-2, 20, key)
+    sub, scale = _minibatch(obs, jax.random.split(key, 1)[0], 20)
+    want = -(scale * fam.build(p0).log_marginal_likelihood(sub) + fam.log_prior(p0))
+    np.testing.assert_allclose(losses[0], want, rtol=1e-5)
+    # a batch as large as the buffer is the exact training, bit for bit
+    exact, _ = train(fam, obs, p0, steps=4)
+    same, _ = train(fam, obs, p0, steps=4, batch_size=CAP, key=key)
+    for a, b in zip(jax.tree_util.tree_leaves(exact), jax.tree_util.tree_leaves(same), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # half-size batches learn the patch map about as well as the exact likelihood
+    test = np.setdiff1d(np.arange(P.num), idx)
+    cnn = DeepKernelFamily(CNN(channels=(4,), dense=8), patches=P, weight_prior=1.0)
+    rmse = {}
+    for b in (None, 30):
+        sur = DKLGP(cnn, num_members=1, train_steps=300, learning_rate=5e-2, batch_size=b)
+        st = sur.update(sur.init(jax.random.key(0), obs), obs, jax.random.key(1))
+        mean = np.asarray(sur.predictive(st, P.coords).mean.mean(0))[test]
+        rmse[b] = float(np.sqrt(np.mean((mean - y[test]) ** 2)))
+    assert rmse[30] < 1.5 * rmse[None] and rmse[30] < 0.6 * float(np.std(y[test])), rmse
+    with pytest.raises(ValueError, match="batch_size"):
+        train(fam, obs, p0, batch_size=1)
+    with pytest.raises(ValueError, match="batch_size"):
+        DKLGP(fam, batch_size=0)

@@ -26,6 +26,9 @@ from jaxscope import (
 )
 from jaxscope.gp.inference import _neg_log_post
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_inference")
+
 # --- MAP ----------------------------------------------------------------------------------------
 
 N_MAP, LS_TRUE, VAR_TRUE, NOISE_TRUE = 200, 0.15, 1.0, 0.01

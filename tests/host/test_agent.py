@@ -16,6 +16,9 @@ from jaxscope.host.journal import read_journal
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_agent")
+
 NUM_INIT = 4
 
 

@@ -14,7 +14,10 @@ from jaxscope.host.agent import Agent, replay
 from jaxscope.instruments import CombiLibrary
 from jaxscope.instruments.base import SimulatorInstrument
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("test_hypothesis_agent"),
+]  # one worker: fixtures once
 NUM_INIT = 4
 
 

@@ -19,6 +19,9 @@ from jaxscope.host.journal import read_journal
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_interchange")
+
 NUM_INIT, NUM_STEPS, SEED, K = 3, 6, 0, 3
 
 

@@ -21,6 +21,9 @@ from jaxscope.host.journal import read_journal
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_resume")
+
 NUM_INIT, NUM_STEPS, SEED = 3, 8, 0
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -14,6 +14,9 @@ from jaxscope.instruments import CallbackProblem, as_callback
 from jaxscope.instruments.base import SimulatorInstrument
 from jaxscope.instruments.toy import ThreeGaussians
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_runner")
+
 NUM_INIT, NUM_STEPS = 3, 6
 
 

@@ -14,6 +14,9 @@ from jaxscope.instruments import EELSTwin
 from jaxscope.instruments.eels import PHYSICS, geometry, low_loss
 from jaxscope.scalarizers import peak_energy
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_eels")
+
 
 @pytest.fixture(scope="module")
 def sim():

@@ -26,6 +26,9 @@ from jaxscope.instruments.ising import (
     to_sublattices,
 )
 
+# its module fixtures are built once: one worker runs the file (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("test_ising")
+
 
 # --- exact references ---------------------------------------------------------------------------
 def _log2cosh(y):

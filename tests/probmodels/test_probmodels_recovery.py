@@ -143,17 +143,24 @@ def _check(posterior, name):
     np.testing.assert_allclose(np.median(posterior[f"{name}/noise"]), sd, rtol=0.5)
 
 
+# one worker per fixture (``--dist loadgroup``): each fit is built once, not once per worker
+SMOOTH = pytest.mark.xdist_group("recovery_smooth")
+
+
+@SMOOTH
 @pytest.mark.parametrize("name", [n for n in CASES if n not in BREAKPOINT])
 def test_posterior_medians_recover_the_truth(posterior, name):
     _check(posterior, name)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("recovery_breakpoint")
 @pytest.mark.parametrize("name", BREAKPOINT)
 def test_breakpoint_models_recover_the_truth(breakpoint_posterior, name):
     _check(breakpoint_posterior, name)
 
 
+@SMOOTH
 def test_two_minima_positions_come_back_ordered(posterior):
     x0 = posterior["two_minima/x0"]
     assert np.all(x0[:, 0] < x0[:, 1])
