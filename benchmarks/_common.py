@@ -232,6 +232,17 @@ def device_string() -> str:
     return f"cpu, {n} cores"
 
 
+def keep_old_records(path: str, records: list[dict]) -> list[dict]:
+    """``records`` after the records of ``path`` whose names were not rerun (a partial run,
+    ``--only``, keeps the rest of the file)."""
+    if not os.path.exists(path):
+        return records
+    with open(path) as f:
+        old = json.load(f).get("records", [])
+    names = {r["name"] for r in records}
+    return [r for r in old if r.get("name") not in names] + records
+
+
 def write_results(path: str, suite: str, command: str, records: list[dict], **extra) -> None:
     """Write ``{suite, command, date, device, versions, records, ...}`` (BENCHMARKS.md format)."""
     payload = {

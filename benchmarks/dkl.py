@@ -425,13 +425,8 @@ def main(argv=None):
     cmd = ("python benchmarks/dkl.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
     for r in records:
         r.setdefault("command", cmd)
-    if os.path.exists(path) and not q:  # keep the records of the parts not rerun
-        import json
-
-        with open(path) as f:
-            old = json.load(f).get("records", [])
-        names = {r["name"] for r in records}
-        records = [r for r in old if r.get("name") not in names] + records
+    if not q:  # keep the records of the parts not rerun
+        records = C.keep_old_records(path, records)
     C.write_results(path, "dkl", cmd, records, versions=C.versions())
     print(f"wrote {path}")
 

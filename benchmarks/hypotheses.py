@@ -170,7 +170,13 @@ def run_b4(ns, n_test, peer_from, no_peer):
 
 
 # --- B7 ---------------------------------------------------------------------------------------
-def b7_learner(grid, ns, seeds_np):
+# NUTS tree depth of B7's fits. The wrong laws' posteriors (and the true one's on few points)
+# fill a depth-8 tree (255 leapfrog steps) on almost every draw; depth 6 gives more effective
+# samples per second with the same posterior (``b7_depth_check``: both depths in one run).
+B7_DEPTH = 6
+
+
+def b7_learner(grid, ns, seeds_np, max_tree_depth=B7_DEPTH):
     N3 = dist.Normal(3.0, 1.0)
     t = dist.Uniform(0.5, 2.0)
     phys = {
@@ -184,15 +190,50 @@ def b7_learner(grid, ns, seeds_np):
     return HypothesisLearner(
         hs, jnp.asarray(grid[:, None], jnp.float32), fit="selected", num_chains=1,
         num_warmup=ns, num_samples=ns, num_keep=min(ns, 100), num_restarts=2, standardize=False,
-        max_steps=16, dense_mass=False,
+        max_steps=16, dense_mass=False, max_tree_depth=max_tree_depth,
     )  # fmt: skip
 
 
-def run_b7(ns, total, seeds, peer_from, no_peer):
-    grid = np.linspace(0.0, 2.5, 100)
-    clean = np.where(grid < 1.6, grid**4.0, grid**2.5)
+def b7_depth_check(grid, clean, ns, depths=(8, B7_DEPTH)):
+    """NUTS ``ns``/``ns`` (2 chains) of each law on 10 points of the B7 curve at each tree
+    depth: warm time, leapfrog steps a draw, the smallest effective sample size over the
+    parameters, and the posterior means (they must agree within Monte Carlo error)."""
+    from numpyro.diagnostics import effective_sample_size
+
+    from jaxscope.gp import fit_nuts
+
+    idx = np.array([0, 33, 66, 99, 10, 50, 80, 90, 20, 40])
+    y = clean + 0.2 * np.random.RandomState(1).randn(100)
+    obs = Observations.from_arrays(grid[idx, None].astype(np.float32), y[idx].astype(np.float32))
+    out = {}
+    for depth in depths:
+        lr = b7_learner(grid, ns, [1], depth)
+        scaler = lr._scaler(obs)
+        fam0 = lr.hypotheses_family(scaler)
+        fit = jax.jit(lambda k, fam, d=depth: fit_nuts(  # noqa: E731
+            fam, scaler.apply(obs), k, num_warmup=ns, num_samples=ns, num_chains=2,
+            dense_mass=False, max_tree_depth=d))  # fmt: skip
+        for h, law in enumerate(("pw1", "pw2", "pw3")):
+            fam = eqx.tree_at(lambda f: f.h, fam0, jnp.int32(h))
+            jax.block_until_ready(fit(jax.random.key(0), fam))
+            t0 = time.perf_counter()
+            r = jax.block_until_ready(fit(jax.random.key(1), fam))
+            wall = time.perf_counter() - t0
+            u = np.asarray(r.samples["u"])
+            ess = float(np.min(effective_sample_size(u)))
+            out[f"{law}_depth{depth}"] = {
+                "warm_s": C.r4(wall), "steps_per_draw": C.r4(float(np.mean(r.num_steps))),
+                "min_ess": C.r4(ess), "min_ess_per_s": C.r4(ess / wall),
+                "mean_u": np.round(u.mean((0, 1)), 3).tolist(),
+                "sd_u": np.round(u.std((0, 1)), 3).tolist(),
+            }  # fmt: skip
+            C.log("b7 depth", law, depth, out[f"{law}_depth{depth}"])
+    return out
+
+
+def _b7_runs(grid, clean, ns, total, seeds, depth):
     seed_idx = np.array([0, 33, 66, 99])
-    lr = b7_learner(grid, ns, seeds)
+    lr = b7_learner(grid, ns, seeds, depth)
     from jaxscope.campaign import make_config
 
     config = make_config(surrogate=lr, acquisition="maxvar", track_rmse=False)
@@ -210,12 +251,22 @@ def run_b7(ns, total, seeds, peer_from, no_peer):
         tr = st.model.trace
         runs.append({**t.as_dict(), "choices": (np.asarray(tr.selected[:total]) + 1).tolist(),
                      "final_rewards": np.asarray(st.model.record[:, 1]).round(3).tolist()})  # fmt: skip
-        C.log("b7 seed", s, runs[-1])
+        C.log("b7 seed", s, "depth", depth, runs[-1])
+    return runs
+
+
+def run_b7(ns, total, seeds, peer_from, no_peer):
+    grid = np.linspace(0.0, 2.5, 100)
+    clean = np.where(grid < 1.6, grid**4.0, grid**2.5)
+    runs = _b7_runs(grid, clean, ns, total, seeds, B7_DEPTH)
+    depth8 = _b7_runs(grid, clean, ns, total, seeds, 8)
     rec = {
         "name": "gpax_B7_end_to_end",
         "what": f"hypothesis learning, 3 piecewise laws, 100-point grid, 3 warm-up + {total - 3} "
-        f"steps, NUTS {ns}/{ns} per fit, eps-greedy 0.4; per seed, compile included",
-        "jaxscope_s": runs[0]["wall_s"], "jaxscope_runs": runs,
+        f"steps, NUTS {ns}/{ns} per fit (tree depth {B7_DEPTH}), eps-greedy 0.4; per seed, "
+        "compile included",
+        "jaxscope_s": runs[0]["wall_s"], "jaxscope_runs": runs, "max_tree_depth": B7_DEPTH,
+        "depth8_runs": depth8, "depth_check": b7_depth_check(grid, clean, ns),
         "jaxscope_median_s": C.median([r["wall_s"] for r in runs]),
         "compile_s": runs[0]["compile_s"], "seeds": list(seeds),
     }  # fmt: skip
@@ -435,6 +486,10 @@ def main(argv=None):
         C.log(records[-1])
     path = a.out or os.path.join(RESULTS, "hypotheses_quick.json" if q else "hypotheses.json")
     cmd = "python benchmarks/hypotheses.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for r in records:
+        r.setdefault("command", cmd.strip())
+    if not q:  # keep the records of the parts not rerun
+        records = C.keep_old_records(path, records)
     C.write_results(path, "hypotheses", cmd.strip(), records, versions=C.versions())
     print(f"wrote {path}")
 
