@@ -34,11 +34,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from numpyro.diagnostics import effective_sample_size
 
 from jaxscope import probmodels
 from jaxscope.campaign import hypothesis_config, init, run
 from jaxscope.decide import NUTSGP, HypothesisLearner, HypothesisSet
-from jaxscope.gp import GPModel, Observations, StructuredFamily
+from jaxscope.gp import GPModel, Observations, StructuredFamily, fit_nuts
 from jaxscope.instruments import Simulator
 from jaxscope.instruments.combi import LAWS, CombiLibrary
 
@@ -198,10 +199,6 @@ def b7_depth_check(grid, clean, ns, depths=(8, B7_DEPTH)):
     """NUTS ``ns``/``ns`` (2 chains) of each law on 10 points of the B7 curve at each tree
     depth: warm time, leapfrog steps a draw, the smallest effective sample size over the
     parameters, and the posterior means (they must agree within Monte Carlo error)."""
-    from numpyro.diagnostics import effective_sample_size
-
-    from jaxscope.gp import fit_nuts
-
     idx = np.array([0, 33, 66, 99, 10, 50, 80, 90, 20, 40])
     y = clean + 0.2 * np.random.RandomState(1).randn(100)
     obs = Observations.from_arrays(grid[idx, None].astype(np.float32), y[idx].astype(np.float32))

@@ -38,6 +38,12 @@ from ..runtime.jit import jit
 from .family import NET, DeepKernelFamily
 
 
+def _check_batch_size(batch_size) -> None:
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 2):
+        raise ValueError(f"batch_size must be an integer of at least 2, or None for all rows; "
+                         f"got {batch_size!r}")  # fmt: skip
+
+
 def _minibatch(obs: Observations, key, size: int) -> tuple[Observations, Array]:
     """``size`` rows drawn without replacement among the real ones (Gumbel top-k on the mask),
     and the factor ``n / m`` (real rows over real rows drawn) that makes the mini-batch's log
@@ -94,8 +100,7 @@ def train(
     units); ``(params, losses)``. ``batch_size``: rows per step (mini-batch marginal
     likelihood, drawn with ``key``; ``None`` or at least the buffer's capacity: all rows, exact).
     Pure: ``vmap`` it over members, seeds or target channels."""
-    if batch_size is not None and batch_size < 2:
-        raise ValueError(f"batch_size must be at least 2 (or None for all rows); got {batch_size}")
+    _check_batch_size(batch_size)
     u, losses = _train(fam, obs, fam.unconstrain(params), steps, lr, batch_size, key)
     return fam.constrain(u), losses
 
@@ -155,8 +160,11 @@ class DKLGP(GPSurrogate):
             raise ValueError("num_members and train_steps must be positive")
         if self.refit_from not in REFIT_FROM:
             raise ValueError(f"unknown refit_from {self.refit_from!r}; use one of {REFIT_FROM}")
-        if self.batch_size is not None and self.batch_size < 2:
-            raise ValueError(f"batch_size must be at least 2 or None; got {self.batch_size}")
+        _check_batch_size(self.batch_size)
+        if not (0.0 <= self.shrink <= 1.0 and self.perturb >= 0.0):  # NaN fails both
+            raise ValueError(
+                f"shrink must be in [0, 1] and perturb >= 0; got {self.shrink}, {self.perturb}"
+            )
 
     def _members(self, key, dtype) -> Params:
         keys = jax.random.split(key, self.num_members)

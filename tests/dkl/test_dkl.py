@@ -296,3 +296,6 @@ def test_minibatch_training_matches_its_formula_and_the_exact_fit(data):
         train(fam, obs, p0, batch_size=1)
     with pytest.raises(ValueError, match="batch_size"):
         DKLGP(fam, batch_size=0)
+    for bad in ({"shrink": 1.5}, {"perturb": -0.1}, {"shrink": float("nan")}):
+        with pytest.raises(ValueError, match="shrink must be"):
+            DKLGP(fam, refit_from="shrink-perturb", **bad)
