@@ -7,7 +7,10 @@ One module a concept: :mod:`~jaxscope.gp.observations` (fixed-capacity buffers),
 sample-batched prediction path and :class:`Predictive`), :mod:`~jaxscope.gp.model` (families
 with priors), :mod:`~jaxscope.gp.inference` (MAP and NUTS), :mod:`~jaxscope.gp.grids` and
 :mod:`~jaxscope.gp.reconstruct` (a surface from sparse pixels), :mod:`~jaxscope.gp.structured`
-(physics mean + optional GP residual) and :mod:`~jaxscope.gp.criteria` (PSIS-LOO, WAIC, R̂).
+(physics mean + optional GP residual), :mod:`~jaxscope.gp.criteria` (PSIS-LOO, WAIC, R̂),
+:mod:`~jaxscope.gp.gridded` / :mod:`~jaxscope.gp.gridded_fit` (pixel grids with missing pixels:
+Kronecker/Toeplitz, PCG, SLQ), :mod:`~jaxscope.gp.scan` (a user's scan in, mean and σ out) and
+:mod:`~jaxscope.gp.svgp` (scattered scans of 10⁴–10⁶ points).
 """
 
 from .criteria import LOO, WAIC, gpd_fit, pseudo_bma_weights, psis_loo, split_rhat, waic
@@ -30,7 +33,11 @@ from .predictive import (
     predict_mixture,
     sample_moments,
 )
+from .gridded import GridKernel, GridOperator, mbcg, pivoted_cholesky
+from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal, grid_posterior
+from .scan import ScanReconstruction, reconstruct_scan, scan_metrics
 from .structured import StructuredFamily, loo_log_densities, residual_priors
+from .svgp import SVGPPosterior, fit_svgp
 
 __all__ = [
     "GP", "Posterior", "PredictiveCache", "cross_covariance", "moments_from_solve",
@@ -42,4 +49,7 @@ __all__ = [
     "sample_moments", "LOO", "WAIC", "gpd_fit", "psis_loo", "pseudo_bma_weights", "split_rhat",
     "waic",
     "StructuredFamily", "loo_log_densities", "residual_priors",
+    "GridKernel", "GridOperator", "mbcg", "pivoted_cholesky", "SolverSettings", "fit_grid_map",
+    "grid_log_marginal", "grid_posterior", "ScanReconstruction", "reconstruct_scan",
+    "scan_metrics", "SVGPPosterior", "fit_svgp",
 ]  # fmt: skip
