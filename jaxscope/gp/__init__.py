@@ -15,6 +15,8 @@ Kronecker/Toeplitz, PCG, SLQ), :mod:`~jaxscope.gp.scan` (a user's scan in, mean 
 
 from .criteria import LOO, WAIC, gpd_fit, pseudo_bma_weights, psis_loo, split_rhat, waic
 from .exact import GP, Posterior, PredictiveCache, cross_covariance, moments_from_solve
+from .gridded import GridKernel, GridOperator, mbcg, pivoted_cholesky
+from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal, grid_posterior
 from .grids import grid_points, unit_grid
 from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
 from .linalg import default_jitter, map_chunks, mean_values, triangular_inverse
@@ -33,8 +35,6 @@ from .predictive import (
     predict_mixture,
     sample_moments,
 )
-from .gridded import GridKernel, GridOperator, mbcg, pivoted_cholesky
-from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal, grid_posterior
 from .scan import ScanReconstruction, reconstruct_scan, scan_metrics
 from .structured import StructuredFamily, loo_log_densities, residual_priors
 from .svgp import SVGPPosterior, fit_svgp

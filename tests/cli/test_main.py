@@ -16,6 +16,7 @@ from jaxscope.cli import build_parser, main
 pytestmark = pytest.mark.xdist_group("test_main")
 
 ARGS = ["reconstruct", "--size", "32", "--fraction", "0.3", "--seed", "3", "--samples", "32"]
+ARGS += ["--noise", "0.05"]  # the synthetic surface is noise-free unless --noise is given
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,13 @@ def test_json_metrics_equal_recomputation_from_saved_arrays(run):
     resid = a["measured"] - truth.ravel()[idx]
     assert abs(resid.std() / 0.05 - 1) < 0.2
     assert a["samples"].shape == (32, 32, 32)
+    # a noisy run also scores a fresh re-measurement with the predictive σ_y (noise included)
+    std_y, remeasured = a["std_y"].astype(np.float64), a["remeasured"]
+    np.testing.assert_allclose(std_y**2 - std**2, rec["hyperparameters"]["noise"], rtol=1e-4)
+    assert abs((remeasured - truth).std() / 0.05 - 1) < 0.1
+    cal_y = np.mean(np.abs(mean - remeasured) <= 2 * std_y)
+    np.testing.assert_allclose(m["calibration_predictive"], cal_y, atol=1.5 / 1024)
+    assert 0.85 <= m["calibration_predictive"] <= 1.0
     assert set(rec["hyperparameters"]) == {"lengthscale", "variance", "noise", "mean"}
     assert (
         rec["kernel"] == "matern32" and rec["seed"] == 3 and rec["command"].startswith("jaxscope")
@@ -85,12 +93,26 @@ def test_png_is_a_valid_image_of_expected_size(run):
         assert len(np.unique(panel, axis=0)) > 50, k
 
 
+def test_synthetic_default_adds_no_noise(tmp_path, capsys):
+    out = tmp_path / "clean"
+    args = ["reconstruct", "--size", "16", "--fraction", "0.3", "--samples", "1"]
+    assert main(args + ["--map-steps", "10", "--no-cache", "--out", str(out)]) == 0
+    rec = json.loads((out / "metrics.json").read_text())
+    a = np.load(out / "arrays.npz")
+    assert rec["noise_std"] == 0.0 and "calibration_predictive" not in rec["metrics"]
+    np.testing.assert_array_equal(a["measured"], a["truth"].ravel()[a["indices"]])
+    assert "std_y" not in a.files and "predictive" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--fraction", "1.5"], "fraction"),
         (["--kernel", "bessel"], "unknown kernel"),
         (["--size", "2"], "size"),
+        (["--noise", "-1"], "--noise"),
+        (["--method", "exact"], "need(s) --input"),
+        (["--subsample", "0.5"], "need(s) --input"),
     ],
 )
 def test_bad_options_exit_with_a_message(extra, message, tmp_path, capsys):

@@ -1,0 +1,313 @@
+"""Scale suite: full-size images (10⁴–10⁶ measurements) and a user's own scan.
+
+Records (``benchmarks/results/scale.json``; format of ``BENCHMARKS.md``):
+
+* ``image_256_10pct`` / ``image_256_30pct`` — every channel of the measured PFM image
+  ``PTO_Funakubo0001.h5`` (a generated 256×256 surface when the file is absent; ``--data`` or
+  ``$JAXSCOPE_PTO``), a random 10 % / 30 % of pixels measured (same mask for all models):
+  :func:`jaxscope.gp.reconstruct_scan` (stationary and non-stationary, all channels in one
+  vmapped call, compile included) vs ``scipy.interpolate.griddata`` linear / cubic and
+  ``RBFInterpolator(thin_plate_spline, neighbors=50)``: RMSE on unmeasured pixels, ±2σ
+  coverage (predictive σ), Spearman correlation of σ and |error|, wall time.
+* ``exact_agreement_64x64`` — 64×64 at 30 %: the structured solver's mean, variance and log
+  marginal likelihood against the exact GP's at the same hyperparameters.
+* ``image_1024_10pct`` — a generated 1024×1024 surface at 10 % (≈ 10⁵ points), structured
+  solver: time and peak memory (a child process).
+* ``spiral_1e6`` — 10⁶ measurements along an Archimedean spiral over a generated surface, the
+  inducing-point SVGP: fit and predict time, peak memory (a child process).
+* ``campaign_256x256_step`` — the decision step of a sparse-scan campaign: mean and σ of all
+  65,536 pixels from 5,000 measurements (hyperparameters held), structured vs exact GP.
+
+usage: python benchmarks/scale.py [--quick] [--only image,agreement,1024,spiral,campaign]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import _common as C  # noqa: N812
+import _interp
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxscope.gp import GP, Observations, fit_svgp
+from jaxscope.gp.gridded import GridKernel
+from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal, grid_posterior
+from jaxscope.gp.scan import reconstruct_scan, scan_metrics
+from jaxscope.instruments.surface import make_surface
+
+PTO = os.environ.get(
+    "JAXSCOPE_PTO", os.path.join(C.REPO, "..", "shared", "data", "PTO_Funakubo0001.h5")
+)
+OUT = os.path.join(C.RESULTS, "scale.json")
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_image(quick: bool):
+    """(C, H, W) channels, names, source."""
+    if os.path.exists(PTO):
+        from jaxscope.images import load_scan
+
+        paths = [f"Measurement_000/Channel_{k}/Channel_{k}/Channel_{k}" for k in range(4)]
+        s = load_scan(PTO, paths)
+        data = s.data[:2, :128, :128] if quick else s.data
+        names = [f"{q} [{u}]" for q, u in zip(s.quantities, s.units, strict=True)]
+        return data, names, "PTO_Funakubo0001.h5"
+    size = 128 if quick else 256
+    return np.asarray(make_surface(jax.random.key(0), size))[None], ["surface"], "generated"
+
+
+def image_record(fraction: float, quick: bool) -> dict:
+    data, names, source = load_image(quick)
+    Cn, H, W = data.shape
+    rng = np.random.default_rng(int(fraction * 100))
+    mask = rng.random((H, W)) < fraction
+    sparse = np.where(mask, data, np.nan)
+    _interp.thin_plate(data[0][:32, :32], mask[:32, :32])  # warm scipy up (not timed)
+    _interp.cubic(data[0][:32, :32], mask[:32, :32])
+    models = {}
+    for ns in (False, True):
+        with C.Timer() as t:
+            rec = reconstruct_scan(jax.random.key(0), sparse, nonstationary=ns)
+        models["nonstationary" if ns else "stationary"] = (rec, scan_metrics(rec, data), t)
+        C.log(f"{fraction:.0%} nonstationary={ns}: {t.wall:.1f} s", scan_metrics(rec, data))
+    channels = []
+    for c in range(Cn):
+        tps, ts = _interp.thin_plate(data[c], mask)
+        lin, tl = _interp.linear(data[c], mask)
+        cub, tc = _interp.cubic(data[c], mask)
+        row = {
+            "channel": names[c],
+            "spline_rmse": C.r4(_interp.rmse_unmeasured(tps, data[c], mask)),
+            "linear_rmse": C.r4(_interp.rmse_unmeasured(lin, data[c], mask)),
+            "cubic_rmse": C.r4(_interp.rmse_unmeasured(cub, data[c], mask)),
+            "spline_s": C.r4(ts),
+            "linear_s": C.r4(tl),
+        }
+        for key, (rec, met, t) in models.items():
+            row[key] = {
+                "rmse": C.r4(met[c]["rmse"]),
+                "coverage": C.r4(met[c]["coverage"]),
+                "sigma_error_rank_corr": C.r4(met[c]["sigma_error_rank_corr"]),
+                "seconds_per_channel": C.r4(t.wall / Cn),
+                "params": {k: v for k, v in rec.params[c].items() if k != "loss"},
+            }
+        best = row["nonstationary"]
+        row.update(
+            jaxscope_rmse=best["rmse"],
+            coverage=best["coverage"],
+            sigma_error_rank_corr=best["sigma_error_rank_corr"],
+            jaxscope_s=best["seconds_per_channel"],
+            met=bool(
+                best["rmse"] <= row["spline_rmse"]
+                and 0.93 <= best["coverage"] <= 0.97
+                and best["seconds_per_channel"] <= 2 * ts
+            ),
+        )
+        channels.append(row)
+    rec_ns, _, t_ns = models["nonstationary"]
+    corr = {k: C.median([ch[k]["sigma_error_rank_corr"] for ch in channels]) for k in models}
+    return {
+        "name": f"image_256_{round(fraction * 100)}pct",
+        "what": f"{source}: {Cn} channels {H}x{W}, {fraction:.0%} of pixels measured at random; "
+        "reconstruct_scan (method auto -> grid: PCG/SLQ/pathwise, Adam MAP on all "
+        "measurements, compile included, all channels in one vmapped call) vs scipy",
+        "method": rec_ns.method,
+        "channels": channels,
+        "jaxscope_s_all_channels": {k: C.r4(v[2].wall) for k, v in models.items()},
+        "compile_s": {k: C.r4(v[2].compile) for k, v in models.items()},
+        "sigma_error_rank_corr": max(corr.values()),
+        "sigma_error_rank_corr_by_model": corr,
+        "met": all(ch["met"] for ch in channels),
+    }
+
+
+def agreement_record(quick: bool) -> dict:
+    data, names, source = load_image(False)
+    img = data[-1][:64, :64] if not quick else data[-1][:32, :32]
+    rng = np.random.default_rng(1)
+    mask = rng.random(img.shape) < 0.3
+    with jax.enable_x64(True):
+        ex = reconstruct_scan(jax.random.key(0), np.where(mask, img, np.nan), method="exact")
+        z = (img - img[mask].mean()) / img[mask].std()
+        s2 = img[mask].std() ** 2
+        p = {
+            "lengthscale": jnp.asarray(ex.params[0]["lengthscale_px"]),
+            "variance": jnp.asarray(ex.params[0]["variance"] / s2),
+            "noise": jnp.asarray(ex.params[0]["noise"] / s2),
+        }
+        rr, cc = np.nonzero(mask)
+        obs = Observations.from_arrays(np.stack([rr, cc], 1).astype(float), z[mask])
+        gp = GP(kernel=GridKernel(p["lengthscale"], p["variance"]).as_kernel(), noise=p["noise"])
+        P = np.stack(np.meshgrid(*map(np.arange, img.shape), indexing="ij"), -1).reshape(-1, 2)
+        mu, var = gp.condition(obs).predict(P.astype(float))
+        exact_lml = float(gp.log_marginal_likelihood(obs))
+        yy = jnp.asarray(np.where(mask, z, 0.0))
+        st = SolverSettings(num_probes=32, rank=128, tol=1e-8, max_iter=1000)
+        S = 512
+        mom = grid_posterior(jax.random.key(1), p, yy, mask, "matern32", num_samples=S,
+                             sample_batch=128, settings=st)  # fmt: skip
+        lmls = [float(grid_log_marginal(jax.random.key(s), p, yy, mask, "matern32",
+                                        settings=st)[0]) for s in range(8)]  # fmt: skip
+    rel = np.asarray(mom.var).ravel() / np.asarray(var) - 1
+    mean_err = float(np.max(np.abs(np.asarray(mom.mean).ravel() - np.asarray(mu))))
+    lml_err = abs(np.mean(lmls) - exact_lml)
+    return {
+        "name": "exact_agreement_64x64",
+        "what": f"{source} channel '{names[-1]}' {img.shape[0]}x{img.shape[1]} at 30 %, the "
+        "exact GP's MAP hyperparameters; float64; structured: PCG tol 1e-8, pivoted-Cholesky "
+        f"rank 128, {S} pathwise draws, SLQ with 32 probes (mean of 8 estimates)",
+        "num_measured": int(mask.sum()),
+        "mean_max_abs_err_std_units": C.r4(mean_err),
+        "var_median_rel_err": C.r4(np.median(np.abs(rel))),
+        "var_mean_rel_err": C.r4(np.mean(rel)),
+        "var_mc_rel_sd_expected": C.r4(np.sqrt(2 / S)),
+        "lml_exact": C.r4(exact_lml),
+        "lml_slq_mean": C.r4(np.mean(lmls)),
+        "lml_slq_sd_one_estimate": C.r4(np.std(lmls)),
+        "lml_abs_err": C.r4(lml_err),
+        "tolerances": {"mean": 1e-6, "var_median_rel": 2 * np.sqrt(2 / S), "lml": "3 sd/sqrt(8)"},
+        "met": bool(
+            mean_err < 1e-6
+            and np.median(np.abs(rel)) < 2 * np.sqrt(2 / S)
+            and lml_err < 3 * np.std(lmls) / np.sqrt(8) + 1e-6
+        ),
+    }
+
+
+def child_1024(size: int) -> dict:
+    h = np.asarray(make_surface(jax.random.key(0), size))
+    rng = np.random.default_rng(2)
+    mask = rng.random(h.shape) < 0.1
+    t0 = time.perf_counter()
+    rec = reconstruct_scan(jax.random.key(0), np.where(mask, h, np.nan), method="grid",
+                           map_steps=10, num_samples=8)  # fmt: skip
+    wall = time.perf_counter() - t0
+    m = scan_metrics(rec, h[None])[0]
+    return {"wall_s": wall, "peak_MB": peak_mb(), "num_measured": int(mask.sum()), **m,
+            "truth_std": float(h.std())}  # fmt: skip
+
+
+def child_spiral(n: int) -> dict:
+    h = np.asarray(make_surface(jax.random.key(3), 512))
+    t = np.linspace(0, 1, n)
+    r, th = 0.49 * np.sqrt(t), 2 * np.pi * 200 * np.sqrt(t)  # 200 turns, even arc density
+    X = np.stack([0.5 + r * np.sin(th), 0.5 + r * np.cos(th)], 1)
+    ij = np.clip((X * 512).astype(int), 0, 511)
+    y = h[ij[:, 0], ij[:, 1]] + 0.02 * np.random.default_rng(0).standard_normal(n)
+    t0 = time.perf_counter()
+    post = fit_svgp(jax.random.key(0), X.astype(np.float32), y.astype(np.float32),
+                    num_inducing=1024, batch_size=4096, num_steps=500, learning_rate=0.02)  # fmt: skip
+    mean, var = post.predict(X.astype(np.float32), chunk_size=16384)
+    jax.block_until_ready(var)
+    wall = time.perf_counter() - t0
+    rmse = float(np.sqrt(np.mean((np.asarray(mean) - h[ij[:, 0], ij[:, 1]]) ** 2)))
+    return {"wall_s": wall, "peak_MB": peak_mb(), "num_points": n, "rmse_vs_truth": rmse,
+            "truth_std": float(h.std())}  # fmt: skip
+
+
+def child(name: str, quick: bool) -> dict:
+    record = {"name": name}
+    if name == "image_1024_10pct":
+        size = 256 if quick else 1024
+        record.update(what=f"generated {size}x{size} surface at 10 %, reconstruct_scan grid "
+                      "(10 Adam steps, 8 pathwise draws), compile included; peak RSS of "
+                      "the process", **child_1024(size))  # fmt: skip
+    else:
+        n = 100_000 if quick else 1_000_000
+        record.update(what=f"{n} points on a 200-turn spiral over a generated surface: SVGP "
+                      "(1024 grid inducing points, batch 4096, 500 Adam steps) fit + mean and "
+                      "variance at every point, compile included; peak RSS", **child_spiral(n))  # fmt: skip
+    return {k: (C.r4(v) if isinstance(v, float) else v) for k, v in record.items()}
+
+
+def campaign_record(quick: bool) -> dict:
+    size, n = (128, 1500) if quick else (256, 5000)
+    h = np.asarray(make_surface(jax.random.key(4), size))
+    rng = np.random.default_rng(4)
+    idx = rng.choice(size * size, n, replace=False)
+    mask = np.zeros(size * size, bool)
+    mask[idx] = True
+    mask = mask.reshape(size, size)
+    z = (h - h[mask].mean()) / h[mask].std()
+    p = {
+        "lengthscale": jnp.array([6.0, 6.0]),
+        "variance": jnp.asarray(1.0),
+        "noise": jnp.asarray(1e-3),
+    }
+    yy, m = jnp.asarray(np.where(mask, z, 0.0)), jnp.asarray(mask)
+    st = SolverSettings()
+    structured = jax.jit(lambda k: grid_posterior(k, p, yy, m, "matern32", num_samples=32,
+                                                  settings=st))  # fmt: skip
+    rr, cc = np.nonzero(mask)
+    obs = Observations.from_arrays(np.stack([rr, cc], 1).astype(float), z[mask])
+    P = jnp.asarray(np.stack(np.meshgrid(np.arange(size), np.arange(size), indexing="ij"), -1)
+                    .reshape(-1, 2).astype(float))  # fmt: skip
+    gp = GP(kernel=GridKernel(p["lengthscale"], p["variance"]).as_kernel(), noise=p["noise"])
+    exact = jax.jit(lambda o: gp.condition(o).predict(P, chunk_size=4096))
+    C.block(structured(jax.random.key(0)))
+    C.block(exact(obs))
+    ts, te = [], []
+    for rep in range(1 if quick else 3):
+        with C.Timer() as a:
+            C.block(structured(jax.random.key(rep + 1)))
+        with C.Timer() as b:
+            C.block(exact(obs))
+        ts.append(a.wall)
+        te.append(b.wall)
+    return {
+        "name": "campaign_256x256_step",
+        "what": f"mean and σ of all {size * size} pixels from {n} measurements, hyperparameters "
+        "held (a decision step without refit), warm: structured (PCG + 32 pathwise draws) vs "
+        "exact GP (Cholesky + chunked predict); median of 3",
+        "jaxscope_s": C.median(ts),
+        "exact_s": C.median(te),
+        "speedup_vs_exact": C.ratio(C.median(te), C.median(ts)),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="image,agreement,1024,spiral,campaign")
+    ap.add_argument("--child", default=None)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args.quick)))
+        return 0
+    only = set(args.only.split(","))
+    records = []
+    if "agreement" in only:
+        records.append(agreement_record(args.quick))
+        C.log(records[-1])
+    if "campaign" in only:
+        records.append(campaign_record(args.quick))
+        C.log(records[-1])
+    if "image" in only:
+        for frac in (0.1, 0.3):
+            records.append(image_record(frac, args.quick))
+    for key, name in (("1024", "image_1024_10pct"), ("spiral", "spiral_1e6")):
+        if key in only:
+            cmd = [sys.executable, __file__, "--child", name] + (["--quick"] if args.quick else [])
+            out = C.run_json(cmd, cwd=C.HERE, timeout=3600)
+            records.append({"name": name, **{k: v for k, v in out.items() if k != "name"}})
+            C.log(records[-1])
+    command = "python benchmarks/scale.py" + (" --quick" if args.quick else "")
+    if args.only != ap.get_default("only"):
+        command += f" --only {args.only}"
+    C.write_results(OUT, "scale", command, C.keep_old_records(OUT, records),
+                    versions=C.versions())  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
