@@ -88,7 +88,7 @@ def test_cg_solves_the_masked_system(problem, x64):
 def test_slq_log_marginal_is_unbiased_and_its_gradient_matches(problem, x64):
     p, mask, yy, obs = problem["params"], problem["mask"], problem["yy"], problem["obs"]
     exact = float(_exact(p, obs).log_marginal_likelihood(obs))
-    st = SolverSettings(num_probes=32, rank=24, tol=1e-9, max_iter=400)
+    st = SolverSettings(num_probes=32, rank=24, tol=1e-9, max_iter=400, noise_floor=0.0)
     f = jax.jit(lambda k, q: grid_log_marginal(k, q, yy, mask, "matern32", settings=st)[0])
     vals = np.array([float(f(jax.random.key(s), p)) for s in range(12)])
     se = vals.std(ddof=1) / np.sqrt(len(vals))
@@ -111,7 +111,7 @@ def test_pathwise_variance_matches_exact_posterior(problem, x64):
     p, mask, yy, obs = problem["params"], problem["mask"], problem["yy"], problem["obs"]
     rough = roughness_map(jnp.asarray(problem["y"]))
     amp = jnp.sqrt(0.5 + 0.5 * rough)
-    st = SolverSettings(rank=24, tol=1e-10, max_iter=400)
+    st = SolverSettings(rank=24, tol=1e-10, max_iter=400, noise_floor=0.0)
     S = 1024
     mom = grid_posterior(
         jax.random.key(3), {**p, "warp": jnp.asarray(0.5)}, yy, mask, "matern32",
