@@ -86,9 +86,7 @@ class GridKernel(eqx.Module):
 
     def axis_matrix(self, n: int, axis: int, dtype) -> Float[Array, "n n"]:
         """The dense unit-variance ``n × n`` factor of one axis."""
-        t = self.column(n, axis, dtype)
-        i = jnp.arange(n)
-        return t[jnp.abs(i[:, None] - i[None, :])]
+        return toeplitz(self.column(n, axis, dtype))
 
     def as_kernel(self, amplitude=None) -> K.Kernel:
         """The same kernel on points ``(row, col)`` in pixels, for the exact GP (with an
@@ -123,14 +121,18 @@ class Modulated(K.Kernel):
         return self._a(X) ** 2 * self.kernel.diag(X)
 
 
+def toeplitz(t: Array) -> Array:
+    """The dense symmetric Toeplitz matrix with first column ``t``."""
+    i = jnp.arange(t.shape[0])
+    return t[jnp.abs(i[:, None] - i[None, :])]
+
+
 def _toeplitz_apply(t: Array, V: Array, axis: int, method: str) -> Array:
     """``T @ V`` along ``axis`` for the symmetric Toeplitz ``T`` with first column ``t``."""
     n = t.shape[0]
     use_fft = method == "fft" or (method == "auto" and n > DENSE_MAX)
     if not use_fft:
-        i = jnp.arange(n)
-        T = t[jnp.abs(i[:, None] - i[None, :])]
-        return jnp.moveaxis(jnp.tensordot(T, V, axes=([1], [axis])), 0, axis)
+        return jnp.moveaxis(jnp.tensordot(toeplitz(t), V, axes=([1], [axis])), 0, axis)
     c = jnp.concatenate([t, jnp.zeros((1,), t.dtype), t[:0:-1]])  # circulant embedding, 2n
     lam = jnp.fft.rfft(c).real  # c is symmetric: real eigenvalues
     shape = [1] * V.ndim
@@ -225,8 +227,9 @@ def pivoted_cholesky(op: GridOperator, rank: int) -> Preconditioner:
     """Rank-``rank`` pivoted Cholesky of ``K_mm`` (greedy largest remaining diagonal)."""
     H, W = op.shape
     dtype = op.t_rows.dtype
-    Kr = _toeplitz_apply(op.t_rows, jnp.eye(H, dtype=dtype), 0, "dense")
-    Kc = _toeplitz_apply(op.t_cols, jnp.eye(W, dtype=dtype), 0, "dense")
+    if not isinstance(rank, int) or rank < 1:
+        raise ValueError(f"preconditioner rank must be an integer >= 1, got {rank!r}")
+    Kr, Kc = toeplitz(op.t_rows), toeplitz(op.t_cols)
     amp, m = op.amplitude, op.mask
     tiny = 1e-10 * op.variance
 

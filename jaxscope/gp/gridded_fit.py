@@ -39,7 +39,14 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from .gridded import GridKernel, GridOperator, lanczos_logquad, mbcg, pivoted_cholesky
+from .gridded import (
+    GridKernel,
+    GridOperator,
+    lanczos_logquad,
+    mbcg,
+    pivoted_cholesky,
+    toeplitz,
+)
 
 
 class SolverSettings(NamedTuple):
@@ -56,6 +63,16 @@ class SolverSettings(NamedTuple):
 
 
 DEFAULT_SETTINGS = SolverSettings()
+
+
+def check_settings(st: SolverSettings) -> None:
+    """``ValueError`` naming the first out-of-range solver setting."""
+    if st.num_probes < 1 or st.rank < 1 or st.max_iter < 1:
+        raise ValueError(f"num_probes, rank and max_iter must be >= 1, got {st}")
+    if not (st.tol > 0 and st.noise_floor >= 0):
+        raise ValueError(f"tol must be > 0 and noise_floor >= 0, got {st}")
+    if st.method not in ("auto", "dense", "fft"):
+        raise ValueError(f"unknown method {st.method!r}; choose 'auto', 'dense' or 'fft'")
 
 
 def amplitude_from(roughness, w):
@@ -227,8 +244,8 @@ def grid_posterior(
     H, W = mask.shape
     dt = y.dtype
     jit_ = op.jitter
-    Lr = jnp.linalg.cholesky(op_axis(op.t_rows) + jit_ * jnp.eye(H, dtype=dt))
-    Lc = jnp.linalg.cholesky(op_axis(op.t_cols) + jit_ * jnp.eye(W, dtype=dt))
+    Lr = jnp.linalg.cholesky(toeplitz(op.t_rows) + jit_ * jnp.eye(H, dtype=dt))
+    Lc = jnp.linalg.cholesky(toeplitz(op.t_cols) + jit_ * jnp.eye(W, dtype=dt))
     nb = -(-num_samples // sample_batch)
 
     def one_batch(k):
@@ -243,11 +260,6 @@ def grid_posterior(
     sq, its = jax.lax.map(one_batch, jax.random.split(key, nb))
     var = jnp.sum(sq, axis=0) / (nb * sample_batch)
     return GridMoments(mean, var, jnp.maximum(cg.iterations, jnp.max(its)))
-
-
-def op_axis(t):
-    i = jnp.arange(t.shape[0])
-    return t[jnp.abs(i[:, None] - i[None, :])]
 
 
 def roughness_map(mean: Float[Array, "H W"], width: float = 2.0) -> Float[Array, "H W"]:

@@ -47,6 +47,7 @@ from .gridded import GridKernel
 from .gridded_fit import (
     SolverSettings,
     amplitude_from,
+    check_settings,
     fit_adam,
     fit_grid_map,
     grid_posterior,
@@ -218,6 +219,10 @@ def reconstruct_scan(
     z = np.where(m, (scan.data - shift[:, None, None]) / scale[:, None, None], 0.0)
     if method == "auto":
         method = "exact" if counts.max() <= exact_max else "grid"
+    if method == "exact" and fit == "subset":
+        raise ValueError("fit='subset' with method='exact': use fit='all' (exact is small)")
+    settings = settings or SolverSettings()
+    check_settings(settings)
     dtype = jnp.result_type(float)
     k_fit, k_run = jax.random.split(key)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(k_fit)).ravel()[-1].item())
@@ -244,14 +249,11 @@ def reconstruct_scan(
             for c in range(C)
         ]
         obs = jax.tree.map(lambda *a: jnp.stack(a), *bufs)
-        if fit == "subset" and np.any(fm != m):
-            raise ValueError("fit='subset' with method='exact': use fit='all' (exact is small)")
         p, hist, mean, var = _exact_channels(
             k_run, obs, init, jnp.asarray(pix, dtype), (H, W), name=kernel, steps=map_steps,
             nonstationary=nonstationary, chunk=chunk_size,
         )  # fmt: skip
     else:
-        settings = settings or SolverSettings()
         p, hist, mean, var, iters = _grid_channels(
             k_run, jnp.asarray(z, dtype), jnp.asarray(fm, dtype), jnp.asarray(m, dtype), init,
             name=kernel, steps=map_steps, nonstationary=nonstationary,

@@ -137,5 +137,8 @@ def test_roughness_map_normalised_and_peaks_on_a_step(x64):
 def test_unknown_product_method():
     with pytest.raises(ValueError, match="unknown method"):
         GridOperator.build(GridKernel(jnp.ones(2)), 0.1, np.ones((4, 4)), method="toeplitz")
+    op = GridOperator.build(GridKernel(jnp.ones(2)), 0.1, np.ones((4, 4)))
+    with pytest.raises(ValueError, match="rank must be an integer >= 1"):
+        pivoted_cholesky(op, 0)
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         GridKernel(jnp.ones(3))

@@ -126,5 +126,9 @@ def test_errors():
         reconstruct_scan(jax.random.key(0), y, fit="some")
     with pytest.raises(ValueError, match="unknown kernel"):
         reconstruct_scan(jax.random.key(0), y, kernel="matern99")
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        reconstruct_scan(jax.random.key(0), y, settings=SolverSettings(max_iter=0))
+    with pytest.raises(ValueError, match="with method='exact'"):
+        reconstruct_scan(jax.random.key(0), y, method="exact", fit="subset")
     with pytest.raises(ValueError, match="constant"):
         reconstruct_scan(jax.random.key(0), np.ones((8, 9)))
