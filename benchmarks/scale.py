@@ -18,9 +18,13 @@ Records (``benchmarks/results/scale.json``; format of ``BENCHMARKS.md``):
 * ``hyperparameters_all_vs_subset`` — MAP on all measurements vs on a 1,024-point subset,
   three masks: spread of the fitted lengthscales over seeds, RMSE, time.
 * ``campaign_256x256_step`` — the decision step of a sparse-scan campaign: mean and σ of all
-  65,536 pixels from 5,000 measurements (hyperparameters held), structured vs exact GP.
+  65,536 pixels from 5,000 measurements: campaign steps with the structured surrogate
+  (``mode="grid"``) vs the exact GP, hyperparameters refitted and held.
+* ``largest_grid_16GB`` — 2048×2048 at 10 % (a child process): time, peak memory, and the
+  largest square grid within 16 GB extrapolated from it.
 
-usage: python benchmarks/scale.py [--quick] [--only image,agreement,1024,spiral,campaign,hyper]
+usage: python benchmarks/scale.py [--quick]
+       [--only image,agreement,1024,spiral,campaign,hyper,largest]
 """
 
 from __future__ import annotations
@@ -57,6 +61,15 @@ def sig(x, digits: int = 4):
 
 
 def peak_mb() -> float:
+    """Peak resident memory of this process (MB): VmHWM, which starts afresh at exec (Linux
+    keeps ``ru_maxrss`` across exec, so a child would report its parent's peak)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -113,17 +126,24 @@ def image_record(fraction: float, quick: bool) -> dict:
                 "compile_s": C.r4(t.compile),
                 "params": {k: v for k, v in rec.params[0].items() if k != "history"},
             }
-        best = row["nonstationary"]
+        ok = {
+            k: bool(
+                row[k]["rmse"] <= row["spline_rmse"]
+                and 0.93 <= row[k]["coverage"] <= 0.97
+                and row[k]["seconds_per_channel"] <= 2 * ts
+            )
+            for k in models
+        }
+        # the model the record reports: one that meets the criterion, else the lower RMSE
+        best = max(models, key=lambda k: (ok[k], -row[k]["rmse"]))
         row.update(
-            jaxscope_rmse=best["rmse"],
-            coverage=best["coverage"],
-            sigma_error_rank_corr=best["sigma_error_rank_corr"],
-            jaxscope_s=best["seconds_per_channel"],
-            met=bool(
-                best["rmse"] <= row["spline_rmse"]
-                and 0.93 <= best["coverage"] <= 0.97
-                and best["seconds_per_channel"] <= 2 * ts
-            ),
+            met_by_model=ok,
+            model=best,
+            jaxscope_rmse=row[best]["rmse"],
+            coverage=row[best]["coverage"],
+            sigma_error_rank_corr=row[best]["sigma_error_rank_corr"],
+            jaxscope_s=row[best]["seconds_per_channel"],
+            met=any(ok.values()),
         )
         channels.append(row)
     corr = {k: C.median([ch[k]["sigma_error_rank_corr"] for ch in channels]) for k in models}
@@ -200,7 +220,9 @@ def agreement_record(quick: bool) -> dict:
         mu, var = gp.condition(obs).predict(P.astype(float))
         exact_lml = float(gp.log_marginal_likelihood(obs))
         yy = jnp.asarray(np.where(mask, z, 0.0))
-        st = SolverSettings(num_probes=32, rank=128, tol=1e-8, max_iter=1000, noise_floor=0.0)
+        st = SolverSettings(
+            num_probes=32, tol=1e-8, max_iter=1000, noise_floor=0.0, lattice=(16, 16)
+        )
         S = 512
         mom = grid_posterior(jax.random.key(1), p, yy, mask, "matern32", num_samples=S,
                              sample_batch=128, settings=st)  # fmt: skip
@@ -212,8 +234,8 @@ def agreement_record(quick: bool) -> dict:
     return {
         "name": "exact_agreement_64x64",
         "what": f"{source} channel '{names[-1]}' {img.shape[0]}x{img.shape[1]} at 30 %, the "
-        "exact GP's MAP hyperparameters; float64; structured: PCG tol 1e-8, pivoted-Cholesky "
-        f"rank 128, {S} pathwise draws, SLQ with 32 probes (mean of 8 estimates)",
+        "exact GP's MAP hyperparameters; float64; structured: PCG tol 1e-8, 16×16 Kronecker-Nyström "
+        f"preconditioner, {S} pathwise draws, SLQ with 32 probes (mean of 8 estimates)",
         "num_measured": int(mask.sum()),
         "mean_max_abs_err_std_units": C.r4(mean_err),
         "var_median_rel_err": C.r4(np.median(np.abs(rel))),
@@ -281,7 +303,18 @@ def child_spiral(n: int) -> dict:
 
 def child(name: str, quick: bool) -> dict:
     record = {"name": name}
-    if name == "image_1024_10pct":
+    if name == "largest_grid_16GB":
+        size = 512 if quick else 2048
+        base = peak_mb()  # jax and jaxscope imported, nothing run
+        r = child_1024(size)
+        per_px = (r["peak_MB"] - base) / size**2
+        side = int(np.sqrt((16_000 - base) / per_px))
+        record.update(what=f"generated {size}x{size} surface at 10 % as image_1024_10pct (the "
+                      "largest run here); peak RSS, and the side of the largest square grid "
+                      "within 16 GB extrapolated linearly from it (less the process's RSS "
+                      "before any work: solver memory is O(pixels))", size=size, base_MB=base,
+                      extrapolated_side_16GB=side, MB_per_megapixel=per_px * 1e6, **r)  # fmt: skip
+    elif name == "image_1024_10pct":
         size = 256 if quick else 1024
         record.update(what=f"generated {size}x{size} surface at 10 %: structured MAP (20 Adam "
                       "steps) on a 256x256 crop, then mean and σ (8 pathwise draws) of every "
@@ -294,7 +327,9 @@ def child(name: str, quick: bool) -> dict:
     return {k: (C.r4(v) if isinstance(v, float) else v) for k, v in record.items()}
 
 
-def campaign_record(quick: bool) -> dict:
+def decision_step(quick: bool) -> dict:
+    """Mean and σ of every pixel from 5,000 measurements, hyperparameters held: the
+    structured solver vs the exact GP's Cholesky and chunked predict (the decision step alone)."""
     size, n = (128, 1500) if quick else (256, 5000)
     h = np.asarray(make_surface(jax.random.key(4), size))
     rng = np.random.default_rng(4)
@@ -329,20 +364,86 @@ def campaign_record(quick: bool) -> dict:
         ts.append(a.wall)
         te.append(b.wall)
     return {
-        "name": "campaign_256x256_step",
         "what": f"mean and σ of all {size * size} pixels from {n} measurements, hyperparameters "
-        "held (a decision step without refit), warm: structured (PCG + 32 pathwise draws) vs "
-        "exact GP (Cholesky + chunked predict); median of 3",
-        "jaxscope_s": C.median(ts),
+        "held, warm: structured (PCG + 32 pathwise draws) vs exact GP (Cholesky + chunked "
+        "predict); median of 3",
+        "structured_s": C.median(ts),
         "exact_s": C.median(te),
         "speedup_vs_exact": C.ratio(C.median(te), C.median(ts)),
+    }
+
+
+def _campaign(sim, configs: dict, n0: int, steps: int) -> dict:
+    """Seed with ``n0`` random measurements, then ``steps + 1`` single compiled steps each."""
+    from jaxscope.campaign import init_random, run
+
+    out = {}
+    for name, cfg in configs.items():
+        with C.Timer() as t0:
+            state = C.block(init_random(jax.random.key(0), cfg, sim, n0, num_steps=steps + 1))
+        times = []
+        for _ in range(steps + 1):
+            with C.Timer() as t:
+                state = C.block(run(state, cfg, sim, 1))
+            times.append(t.wall)
+        rmse = np.asarray(state.history.rmse)
+        out[name] = {"init_s": t0.wall, "first_step_s": times[0], "step_s": C.median(times[1:]),
+                     "map_rmse_last_step": float(rmse[-1])}  # fmt: skip
+        C.log(f"campaign n0={n0} {name}: {out[name]}")
+    return out
+
+
+def campaign_record(quick: bool) -> dict:
+    """Sparse-scan campaigns on a 256×256 surface (UCB, every step deciding over all pixels):
+
+    * seeded with 1,000 measurements: the structured surrogate (``mode="grid"``: 5 warm Adam
+      steps and 32 pathwise draws a step; or hyperparameters held) against the exact GP
+      (``mode="map"`` with 5 L-BFGS steps; or ``"fixed"``: rank-1 updates of a cache over all
+      pixels), same seed; per-step time after the first (compiling) step, and map RMSE;
+    * seeded with 4,990 measurements: the structured surrogate alone (the exact GP's refit
+      there took more than 14 minutes a step on 2 cores, so it is not run), and the decision
+      step alone (mean and σ of every pixel, hyperparameters held) structured vs exact.
+    """
+    from jaxscope.campaign import make_config
+    from jaxscope.instruments import SparseScanSimulator
+
+    size, n_small, n_large, steps = (64, 300, 1000, 2) if quick else (256, 1000, 4990, 3)
+    sim = SparseScanSimulator.create(jax.random.key(4), size=size, noise=0.05)
+    mk = lambda mode, **kw: make_config(sim.candidates, mode=mode, acquisition="ucb", **kw)  # noqa: E731
+    both = _campaign(sim, {
+        "structured": mk("grid", refit_steps=5, grid_samples=32),
+        "exact": mk("map", map_steps=5),
+        "structured_held": mk("grid", refit_steps=0, grid_samples=32),
+        "exact_held": mk("fixed", map_steps=5),
+    }, n_small, steps)  # fmt: skip
+    large = _campaign(sim, {"structured": mk("grid", refit_steps=5, grid_samples=32)},
+                      n_large, steps)  # fmt: skip
+    dstep = decision_step(quick)
+    return {
+        "name": "campaign_256x256_step",
+        "what": f"sparse_scan {size}x{size} (noise 0.05), UCB over all {size * size} pixels, "
+        f"{steps + 1} steps after {n_small} (structured vs exact GP, refitted and held) and "
+        f"after {n_large} random measurements (structured; plus the decision step alone vs the "
+        "exact GP); step time = median after the first step (which compiles)",
+        "jaxscope_s": large["structured"]["step_s"],
+        "exact_s": dstep["exact_s"],
+        "speedup_vs_exact": C.ratio(dstep["exact_s"], large["structured"]["step_s"]),
+        f"seeded_{n_small}": {
+            **both,
+            "speedup_vs_exact": C.ratio(both["exact"]["step_s"], both["structured"]["step_s"]),
+            "held_speedup_vs_exact": C.ratio(
+                both["exact_held"]["step_s"], both["structured_held"]["step_s"]
+            ),
+        },  # fmt: skip
+        f"seeded_{n_large}": large,
+        "decision_step_5000": dstep,
     }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="image,agreement,1024,spiral,campaign,hyper")
+    ap.add_argument("--only", default="image,agreement,1024,spiral,campaign,hyper,largest")
     ap.add_argument("--child", default=None)
     args = ap.parse_args(argv)
     if args.child:
@@ -361,7 +462,8 @@ def main(argv=None) -> int:
     if "image" in only:
         for frac in (0.1, 0.3):
             records.append(image_record(frac, args.quick))
-    for key, name in (("1024", "image_1024_10pct"), ("spiral", "spiral_1e6")):
+    for key, name in (("1024", "image_1024_10pct"), ("spiral", "spiral_1e6"),
+                      ("largest", "largest_grid_16GB")):  # fmt: skip
         if key in only:
             cmd = [sys.executable, __file__, "--child", name] + (["--quick"] if args.quick else [])
             out = C.run_json(cmd, cwd=C.HERE, timeout=1800)

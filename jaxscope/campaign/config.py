@@ -9,8 +9,10 @@ identity; the surrogate's priors and a policy's numbers are traced.
 :func:`make_config` is the convenience layer the command line and notebooks use: it builds those
 values from names (``mode="map" | "nuts" | "fixed"`` picks :class:`~jaxscope.decide.MAPGP`,
 :class:`~jaxscope.decide.NUTSGP` or :class:`~jaxscope.decide.HeldGP` over the default GP
-family; ``batch=`` picks a selector) and checks every option. Passing ``surrogate=``,
-``policy=`` or ``selector=`` values directly is the same thing without the names.
+family, ``"grid"`` the structured :class:`~jaxscope.decide.GridGP` of a full candidate grid,
+for sparse scans of whole images; ``batch=`` picks a selector) and checks every option.
+Passing ``surrogate=``, ``policy=`` or ``selector=`` values directly is the same thing without
+the names.
 
 Example:
     >>> config = make_config(sim.candidates, acquisition="ucb", acq_kwargs={"beta": 4.0})
@@ -31,6 +33,7 @@ from ..decide import (
     MAPGP,
     NUTSGP,
     Exclusion,
+    GridGP,
     HeldGP,
     Penalty,
     Policy,
@@ -42,7 +45,7 @@ from ..decide import (
 from ..decide import acquisition as acquisition_rules
 from ..gp import GPModel, ModelFamily
 
-MODES = ("map", "nuts", "fixed")
+MODES = ("map", "nuts", "fixed", "grid")
 BATCH_RULES = ("exclusion", "argmax", "believer", "qei", "qucb")
 
 # options passed to the surrogate a mode builds
@@ -53,6 +56,7 @@ _SURROGATE_OPTIONS = {
              "draw_features"),
     "fixed": ("map_steps", "map_tol", "standardize", "chunk_size", "draw_method",
               "draw_features"),
+    "grid": ("refit_steps", "init_steps", "grid_samples", "settings"),
 }  # fmt: skip
 _SELECTOR_OPTIONS = ("batch", "exclusion_radius", "joint_draws", "joint_subset")
 
@@ -93,6 +97,12 @@ def make_surrogate(
     unknown = set(options) - set(_SURROGATE_OPTIONS[mode])
     if unknown:
         raise ValueError(f"option(s) {sorted(unknown)} do not apply to mode {mode!r}")
+    if mode == "grid":  # the structured GP of a full candidate grid (sparse scans of images)
+        if model is not None:
+            raise ValueError("mode 'grid' builds its own product-kernel GP: drop model=")
+        if "grid_samples" in options:
+            options["num_samples"] = options.pop("grid_samples")
+        return GridGP.for_candidates(candidates, kernel=kernel, **options)
     model = GPModel.for_candidates(candidates, kernel) if model is None else model
     if mode == "map":
         return MAPGP(model, **options)

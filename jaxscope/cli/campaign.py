@@ -95,6 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         choices=(*MODES, "hypotheses", "dkl"),
         help=f"hyperparameters: MAP refit each step, fixed, or NUTS (default {d['mode']}); "
+        "grid: the structured GP of the whole candidate grid (image problems, thousands of "
+        "measurements); "
         "hypotheses: learn which of competing physical laws holds (the default on "
         f"{', '.join(PROBLEM_LAWS)}); dkl: a deep-kernel GP on image patches (the default on "
         f"{', '.join(IMAGE_PROBLEMS)})",

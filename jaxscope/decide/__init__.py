@@ -2,7 +2,8 @@
 
 * :mod:`~jaxscope.decide.surrogate`: the :class:`Surrogate` protocol (``init``/``update``/
   ``predictive``/``condition``) and :class:`Belief`; :mod:`~jaxscope.decide.gp_surrogates`:
-  :class:`MAPGP`, :class:`NUTSGP`, :class:`HeldGP`; :mod:`~jaxscope.decide.hypotheses` and
+  :class:`MAPGP`, :class:`NUTSGP`, :class:`HeldGP`; :mod:`~jaxscope.decide.grid_surrogate`:
+  :class:`GridGP` (the structured GP of whole images); :mod:`~jaxscope.decide.hypotheses` and
   :mod:`~jaxscope.decide.hypothesis_learning`: competing physical models fitted in one program
   (:class:`HypothesisSet`, :class:`HypothesisLearner`);
 * :mod:`~jaxscope.decide.policy`: acquisition rules + penalties + their state;
@@ -16,6 +17,7 @@
 
 from . import acquisition, continuous, fantasy, joint, lookahead, penalties, units
 from .gp_surrogates import MAPGP, NUTSGP, CachedGPBelief, GPBelief, GPState, HeldGP
+from .grid_surrogate import GridGP, GridState
 from .hypotheses import HypothesisSet, StackedFamily
 from .hypothesis_learning import (
     HYPOTHESIS_RULES,
@@ -51,7 +53,8 @@ from .surrogate import Belief, FantasyBelief, Surrogate
 
 __all__ = [
     "acquisition", "continuous", "fantasy", "joint", "lookahead", "penalties", "units",
-    "GPState", "HeldGP", "MAPGP", "NUTSGP", "CachedGPBelief", "GPBelief", "FunctionPenalty",
+    "GPState", "HeldGP", "MAPGP", "GridGP", "GridState", "NUTSGP", "CachedGPBelief",
+    "GPBelief", "FunctionPenalty",
     "InverseDistance", "Penalty", "PenaltyContext", "Policy", "PolicyState",
     "RecentPointsMemory", "TravelCost", "make_policy", "penalties_by_name", "PENALTY_NAMES",
     "Argmax", "Believer", "Exclusion",

@@ -42,24 +42,41 @@ from jaxtyping import Array, Float
 from .gridded import (
     GridKernel,
     GridOperator,
+    kron_nystrom,
     lanczos_logquad,
+    lattice_for,
     mbcg,
     pivoted_cholesky,
     toeplitz,
 )
 
+PRECONDITIONERS = ("nystrom", "pivoted_cholesky")
+
 
 class SolverSettings(NamedTuple):
-    """CG/SLQ settings: probes, preconditioner rank, tolerance, iteration cap, product method."""
+    """CG/SLQ settings: probes, preconditioner, tolerance, iteration cap, product method.
 
-    num_probes: int = 8
+    ``preconditioner="nystrom"`` (Kronecker Nyström on a ``lattice`` of inducing pixels;
+    ``None``: :func:`~jaxscope.gp.gridded.lattice_for` the grid and ``lattice_rank``, which
+    :func:`~jaxscope.gp.scan.reconstruct_scan` sets from the initial lengthscales) or
+    ``"pivoted_cholesky"`` of rank ``rank``.
+    """
+
+    num_probes: int = 4
     rank: int = 64
+    preconditioner: str = "nystrom"
+    lattice: tuple[int, int] | None = None
+    lattice_rank: int = 2304
     tol: float = 1e-3  # relative residual; float32 rarely gets much below
+    #: of the MAP steps' solves (their gradient is a stochastic estimate anyway; GPyTorch
+    #: trains at a tolerance of 1); ``tol`` for the posterior
+    fit_tol: float = 1e-2
     max_iter: int = 300
     method: str = "auto"
-    #: added to the noise variance (standardised units): keeps CG's condition number bounded
-    #: on clean, smooth channels, where with a noise of 1e-4 PCG stalls at its iteration cap
-    noise_floor: float = 1e-3
+    #: added to the noise variance (standardised units): bounds CG's condition number on
+    #: clean, smooth channels (1e-4 converges on the 256² PFM channels with the Nyström
+    #: preconditioner; 1e-3, needed by rank-64 pivoted Cholesky, cost 20 % RMSE on height)
+    noise_floor: float = 1e-4
 
 
 DEFAULT_SETTINGS = SolverSettings()
@@ -67,10 +84,14 @@ DEFAULT_SETTINGS = SolverSettings()
 
 def check_settings(st: SolverSettings) -> None:
     """``ValueError`` naming the first out-of-range solver setting."""
-    if st.num_probes < 1 or st.rank < 1 or st.max_iter < 1:
-        raise ValueError(f"num_probes, rank and max_iter must be >= 1, got {st}")
-    if not (st.tol > 0 and st.noise_floor >= 0):
-        raise ValueError(f"tol must be > 0 and noise_floor >= 0, got {st}")
+    if st.num_probes < 1 or st.rank < 1 or st.max_iter < 1 or st.lattice_rank < 1:
+        raise ValueError(f"num_probes, rank, lattice_rank and max_iter must be >= 1, got {st}")
+    if st.preconditioner not in PRECONDITIONERS:
+        raise ValueError(
+            f"unknown preconditioner {st.preconditioner!r}; choose one of {PRECONDITIONERS}"
+        )
+    if not (st.tol > 0 and st.fit_tol > 0 and st.noise_floor >= 0):
+        raise ValueError(f"tol and fit_tol must be > 0 and noise_floor >= 0, got {st}")
     if st.method not in ("auto", "dense", "fft"):
         raise ValueError(f"unknown method {st.method!r}; choose 'auto', 'dense' or 'fft'")
 
@@ -89,6 +110,14 @@ def build_operator(params, mask, roughness, name, settings: SolverSettings) -> G
     return GridOperator.build(kernel, noise, mask, amp, method=settings.method)
 
 
+def make_preconditioner(op: GridOperator, settings: SolverSettings):
+    """The preconditioner ``settings`` name, for the operator ``op``."""
+    if settings.preconditioner == "pivoted_cholesky":
+        return pivoted_cholesky(op, settings.rank)
+    lattice = settings.lattice or lattice_for(op.shape, None, settings.lattice_rank)
+    return kron_nystrom(op, lattice)
+
+
 def grid_log_marginal(key, params, y, mask, name, *, roughness=None, settings=DEFAULT_SETTINGS):
     """Estimated ``log p(y)`` (differentiable by the surrogate of the module docstring).
 
@@ -98,7 +127,7 @@ def grid_log_marginal(key, params, y, mask, name, *, roughness=None, settings=DE
     op = build_operator(params, mask, roughness, name, settings)
     sg = jax.lax.stop_gradient
     op0 = sg(op)
-    pre = pivoted_cholesky(op0, settings.rank)
+    pre = make_preconditioner(op0, settings)
     Z = pre.sample(key, settings.num_probes)
     B = jnp.concatenate([(mask * y)[None], Z])
     cg = mbcg(op0, pre, B, tol=settings.tol, max_iter=settings.max_iter)
@@ -172,6 +201,7 @@ def fit_adam(key, objective, init: dict, n, *, num_steps: int = 30, learning_rat
 def fit_grid_map(
     key, y, mask, name: str, init: dict, *, roughness=None, num_steps: int = 30,
     learning_rate: float = 0.1, settings: SolverSettings = DEFAULT_SETTINGS, resample: int = 5,
+    prior_lengthscale=None,
 ):  # fmt: skip
     """MAP by Adam on all measured pixels, with warm-started solves.
 
@@ -182,27 +212,37 @@ def fit_grid_map(
     keep the trace estimator's error from freezing into the optimum. No log-determinant is
     needed for the gradient; the history holds the CG iterations of each step.
 
+    The lengthscale prior is centred on ``prior_lengthscale`` (default ``init``'s: pass a
+    fixed one when warm-starting repeated fits, or the prior drifts with the estimate).
+
     Returns ``(params, history)``.
     """
     mask = jnp.asarray(mask, y.dtype)
     dtype = y.dtype
     n = jnp.maximum(jnp.sum(mask), 1.0)
-    ls0 = jnp.asarray(init["lengthscale"], dtype)
+    ls0 = jnp.asarray(init["lengthscale"] if prior_lengthscale is None else prior_lengthscale,
+                      dtype)  # fmt: skip
     opt = optax.adam(learning_rate)
     u0 = _to_unconstrained(jax.tree.map(lambda v: jnp.asarray(v, dtype), init))
     sg = jax.lax.stop_gradient
     shape = (settings.num_probes, *mask.shape)
 
+    def precondition(u):
+        return make_preconditioner(build_operator(_to_constrained(u), mask, roughness, name,
+                                                  settings), settings)  # fmt: skip
+
     def step(carry, j):
-        u, s, X = carry
+        u, s, X, pre = carry
         Z = mask * jax.random.normal(jax.random.fold_in(key, j // resample), shape, dtype)
         B = jnp.concatenate([(mask * y)[None], Z])
         fresh = (j % resample) == 0  # new probes: their solves start cold
         X = X.at[1:].set(jnp.where(fresh, 0.0, X[1:]))
+        # the preconditioner is renewed with the probes (any SPD one keeps CG exact; one a
+        # few Adam steps old is nearly as good, at a fraction of the cost)
+        pre = jax.lax.cond(fresh & (j > 0), lambda: precondition(sg(u)), lambda: pre)
         p = _to_constrained(u)
         op0 = build_operator(sg(p), mask, roughness, name, settings)
-        pre = pivoted_cholesky(op0, settings.rank)
-        cg = mbcg(op0, pre, B, tol=settings.tol, max_iter=settings.max_iter, x0=X)
+        cg = mbcg(op0, pre, B, tol=settings.fit_tol, max_iter=settings.max_iter, x0=X)
         alpha, U = cg.x[0], cg.x[1:]
 
         def surrogate(u):
@@ -214,10 +254,11 @@ def fit_grid_map(
 
         g = jax.grad(surrogate)(u)
         upd, s = opt.update(g, s, u)
-        return (optax.apply_updates(u, upd), s, cg.x), cg.iterations
+        return (optax.apply_updates(u, upd), s, cg.x, pre), cg.iterations
 
     X0 = jnp.zeros((settings.num_probes + 1, *mask.shape), dtype)
-    (u, _, _), iters = jax.lax.scan(step, (u0, opt.init(u0), X0), jnp.arange(num_steps))
+    carry = (u0, opt.init(u0), X0, precondition(u0))
+    (u, *_), iters = jax.lax.scan(step, carry, jnp.arange(num_steps))
     return _to_constrained(u), iters
 
 
@@ -228,38 +269,63 @@ class GridMoments(NamedTuple):
     iterations: Array
 
 
+def _pathwise(op: GridOperator, pre, settings: SolverSettings):
+    """``key, batch -> ((batch, H, W) draws of f - E[f | y], iterations)``: Matheron's rule
+    (prior draws on the grid from the per-axis Cholesky factors, each corrected by one
+    batched PCG solve)."""
+    H, W = op.shape
+    dt = op.t_rows.dtype
+    Lr = jnp.linalg.cholesky(toeplitz(op.t_rows) + op.jitter * jnp.eye(H, dtype=dt))
+    Lc = jnp.linalg.cholesky(toeplitz(op.t_cols) + op.jitter * jnp.eye(W, dtype=dt))
+
+    def deviations(key, batch: int):
+        k1, k2 = jax.random.split(key)
+        E = jax.random.normal(k1, (batch, H, W), dt)
+        f = jnp.sqrt(op.variance) * op.amplitude * jnp.einsum("ij,bjk,lk->bil", Lr, E, Lc)
+        eps = jnp.sqrt(op.noise) * jax.random.normal(k2, (batch, H, W), dt)
+        c = mbcg(op, pre, op.mask * (f + eps), tol=settings.tol, max_iter=settings.max_iter)
+        return f - op.K(op.mask * c.x), c.iterations
+
+    return deviations
+
+
+def _mean(params, y, mask, name, roughness, settings):
+    mask = jnp.asarray(mask, y.dtype)
+    op = build_operator(params, mask, roughness, name, settings)
+    pre = make_preconditioner(op, settings)
+    cg = mbcg(op, pre, (mask * y)[None], tol=settings.tol, max_iter=settings.max_iter)
+    return op, pre, op.K(mask * cg.x[0]), cg.iterations
+
+
 def grid_posterior(
     key, params, y, mask, name, *, roughness=None, num_samples: int = 64,
     sample_batch: int = 16, settings: SolverSettings = DEFAULT_SETTINGS,
 ) -> GridMoments:  # fmt: skip
     """Posterior mean and pathwise-sampled variance of ``f`` on every pixel (model units);
     ``num_samples=0``: the mean only (variance zeros)."""
-    mask = jnp.asarray(mask, y.dtype)
-    op = build_operator(params, mask, roughness, name, settings)
-    pre = pivoted_cholesky(op, settings.rank)
-    cg = mbcg(op, pre, (mask * y)[None], tol=settings.tol, max_iter=settings.max_iter)
-    mean = op.K(mask * cg.x[0])
+    op, pre, mean, its0 = _mean(params, y, mask, name, roughness, settings)
     if num_samples == 0:  # the mean only
-        return GridMoments(mean, jnp.zeros_like(mean), cg.iterations)
-    H, W = mask.shape
-    dt = y.dtype
-    jit_ = op.jitter
-    Lr = jnp.linalg.cholesky(toeplitz(op.t_rows) + jit_ * jnp.eye(H, dtype=dt))
-    Lc = jnp.linalg.cholesky(toeplitz(op.t_cols) + jit_ * jnp.eye(W, dtype=dt))
+        return GridMoments(mean, jnp.zeros_like(mean), its0)
+    deviations = _pathwise(op, pre, settings)
     nb = -(-num_samples // sample_batch)
 
     def one_batch(k):
-        k1, k2 = jax.random.split(k)
-        E = jax.random.normal(k1, (sample_batch, H, W), dt)
-        f = jnp.sqrt(op.variance) * op.amplitude * jnp.einsum("ij,bjk,lk->bil", Lr, E, Lc)
-        eps = jnp.sqrt(op.noise) * jax.random.normal(k2, (sample_batch, H, W), dt)
-        c = mbcg(op, pre, mask * (f + eps), tol=settings.tol, max_iter=settings.max_iter)
-        dev = f - op.K(mask * c.x)
-        return jnp.sum(dev * dev, axis=0), c.iterations
+        dev, its = deviations(k, sample_batch)
+        return jnp.sum(dev * dev, axis=0), its
 
     sq, its = jax.lax.map(one_batch, jax.random.split(key, nb))
     var = jnp.sum(sq, axis=0) / (nb * sample_batch)
-    return GridMoments(mean, var, jnp.maximum(cg.iterations, jnp.max(its)))
+    return GridMoments(mean, var, jnp.maximum(its0, jnp.max(its)))
+
+
+def grid_draws(
+    key, params, y, mask, name, num_draws: int, *, roughness=None,
+    settings: SolverSettings = DEFAULT_SETTINGS,
+) -> Float[Array, "n H W"]:  # fmt: skip
+    """``num_draws`` joint posterior draws of ``f`` over every pixel (model units)."""
+    op, pre, mean, _ = _mean(params, y, mask, name, roughness, settings)
+    dev, _ = _pathwise(op, pre, settings)(key, num_draws)
+    return mean + dev
 
 
 def roughness_map(mean: Float[Array, "H W"], width: float = 2.0) -> Float[Array, "H W"]:

@@ -43,7 +43,7 @@ from jaxtyping import PRNGKeyArray
 from ..kernels import by_name
 from ..runtime.jit import jit
 from .exact import GP
-from .gridded import GridKernel
+from .gridded import GridKernel, lattice_for
 from .gridded_fit import (
     SolverSettings,
     amplitude_from,
@@ -84,7 +84,7 @@ def _as_scan(data, mask):
 
 def _noise_guess(z, m) -> float:
     """Starting noise variance (standardised units): half the mean squared difference of
-    measured horizontal and vertical neighbours (signal + noise), in [1e-3, 0.1]; 0.05 with
+    measured horizontal and vertical neighbours (signal + noise), in [1e-4, 0.1]; 0.05 with
     fewer than 20 such pairs. MAP moves it from there, but a start near the answer saves the
     many steps Adam needs to walk the noise down by decades on smooth, clean channels."""
     d = []
@@ -97,7 +97,7 @@ def _noise_guess(z, m) -> float:
     d = np.concatenate(d)
     if len(d) < 20:
         return 0.05
-    return float(np.clip(0.5 * np.mean(d**2), 1e-3, 0.1))
+    return float(np.clip(0.5 * np.mean(d**2), 1e-4, 0.1))
 
 
 def _exact_lml(p, obs, name, amplitude):
@@ -254,6 +254,10 @@ def reconstruct_scan(
             nonstationary=nonstationary, chunk=chunk_size,
         )  # fmt: skip
     else:
+        if settings.lattice is None:  # static: from the shortest initial lengthscale
+            lat = lattice_for((H, W), np.min(np.asarray(init["lengthscale"]), 0),
+                              settings.lattice_rank)  # fmt: skip
+            settings = settings._replace(lattice=lat)
         p, hist, mean, var, iters = _grid_channels(
             k_run, jnp.asarray(z, dtype), jnp.asarray(fm, dtype), jnp.asarray(m, dtype), init,
             name=kernel, steps=map_steps, nonstationary=nonstationary,
