@@ -30,7 +30,7 @@ the preconditioner is ``σ²I + LLᵀ`` applied by Woodbury, with ``L`` either
   It is never formed: ``Lᵀv`` and ``Lc`` are two small matrix products each, and
   ``LᵀL = Σ_m (A_r ⊗ A_c)ᵀ(A_r ⊗ A_c)`` costs ``O(H z_c² (W + z_r²))``. With a lattice spacing
   of about half a lengthscale it removes all of the spectrum above the noise on smooth, clean
-  channels (PCG from 300+ to 5–30 iterations on 256² PFM images at noise/signal 1e-3), where
+  channels (PCG from 300+ to 5–60 iterations on 256² PFM images at noise/signal 1e-3), where
   a low-rank pivoted Cholesky cannot; or
 * a rank-``k`` pivoted Cholesky factor of ``K_mm`` (:func:`pivoted_cholesky`, Harbrecht et
   al. 2012; Gardner et al. 2018).
