@@ -126,11 +126,13 @@ class GridGP(Surrogate):
         return cls(origin=origin, step=jnp.asarray(step, dtype), shape=(H, W), **kwargs)
 
     # --- grid <-> points ------------------------------------------------------------------
-    def pixels(self, X: Float[Array, "n 2"], valid=None) -> tuple[Array, Array]:
+    def pixels(self, X: Float[Array, "n d"], valid=None) -> tuple[Array, Array]:
         """Row and column of the nearest pixel of each point.
 
         A (``valid``) point more than half a pixel outside the grid is an error (raised at run
         time, also under ``jit``), not silently moved to the edge."""
+        if X.ndim != 2 or X.shape[1] != 2:
+            raise ValueError(f"GridGP takes points of shape (n, 2), got {X.shape}")
         u = (X - self.origin) / self.step
         H, W = self.shape
         hi = jnp.asarray([H - 1, W - 1], u.dtype)
@@ -190,7 +192,7 @@ class GridGP(Surrogate):
             if key is None:
                 raise ValueError("num_draws > 0 needs a key")
             D = grid_draws(key, state.params, state.y, state.mask, self.kernel, num_draws,
-                           settings=self.settings)  # fmt: skip
+                           settings=self.settings, mean=state.mean)  # fmt: skip
             draws = D[:, r, c]
         pred = Predictive(mean=state.mean[r, c][None], var=state.var[r, c][None], draws=draws)
         return model_to_original(pred, state.scaler)

@@ -15,8 +15,9 @@ Kronecker/Toeplitz, PCG, SLQ), :mod:`~jaxscope.gp.scan` (a user's scan in, mean 
 
 from .criteria import LOO, WAIC, gpd_fit, pseudo_bma_weights, psis_loo, split_rhat, waic
 from .exact import GP, Posterior, PredictiveCache, cross_covariance, moments_from_solve
-from .gridded import GridKernel, GridOperator, mbcg, pivoted_cholesky
+from .gridded import GridKernel, GridOperator, mbcg
 from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal, grid_posterior
+from .gridded_precond import kron_nystrom, lattice_for, pivoted_cholesky
 from .grids import grid_points, unit_grid
 from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts
 from .linalg import default_jitter, map_chunks, mean_values, triangular_inverse
@@ -49,7 +50,8 @@ __all__ = [
     "sample_moments", "LOO", "WAIC", "gpd_fit", "psis_loo", "pseudo_bma_weights", "split_rhat",
     "waic",
     "StructuredFamily", "loo_log_densities", "residual_priors",
-    "GridKernel", "GridOperator", "mbcg", "pivoted_cholesky", "SolverSettings", "fit_grid_map",
+    "GridKernel", "GridOperator", "mbcg", "pivoted_cholesky", "kron_nystrom", "lattice_for",
+    "SolverSettings", "fit_grid_map",
     "grid_log_marginal", "grid_posterior", "ScanReconstruction", "reconstruct_scan",
     "scan_metrics", "SVGPPosterior", "fit_svgp",
 ]  # fmt: skip

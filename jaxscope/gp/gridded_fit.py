@@ -39,16 +39,8 @@ import jax.numpy as jnp
 import optax
 from jaxtyping import Array, Float
 
-from .gridded import (
-    GridKernel,
-    GridOperator,
-    kron_nystrom,
-    lanczos_logquad,
-    lattice_for,
-    mbcg,
-    pivoted_cholesky,
-    toeplitz,
-)
+from .gridded import GridKernel, GridOperator, lanczos_logquad, mbcg, toeplitz
+from .gridded_precond import kron_nystrom, lattice_for, pivoted_cholesky
 
 PRECONDITIONERS = ("nystrom", "pivoted_cholesky")
 
@@ -57,7 +49,7 @@ class SolverSettings(NamedTuple):
     """CG/SLQ settings: probes, preconditioner, tolerance, iteration cap, product method.
 
     ``preconditioner="nystrom"`` (Kronecker Nyström on a ``lattice`` of inducing pixels;
-    ``None``: :func:`~jaxscope.gp.gridded.lattice_for` the grid and ``lattice_rank``, which
+    ``None``: :func:`~jaxscope.gp.gridded_precond.lattice_for` the grid and ``lattice_rank``, which
     :func:`~jaxscope.gp.scan.reconstruct_scan` sets from the initial lengthscales) or
     ``"pivoted_cholesky"`` of rank ``rank``.
     """
@@ -320,10 +312,20 @@ def grid_posterior(
 
 def grid_draws(
     key, params, y, mask, name, num_draws: int, *, roughness=None,
-    settings: SolverSettings = DEFAULT_SETTINGS,
+    settings: SolverSettings = DEFAULT_SETTINGS, mean=None,
 ) -> Float[Array, "n H W"]:  # fmt: skip
-    """``num_draws`` joint posterior draws of ``f`` over every pixel (model units)."""
-    op, pre, mean, _ = _mean(params, y, mask, name, roughness, settings)
+    """``num_draws`` joint posterior draws of ``f`` over every pixel (model units).
+
+    ``mean``: the posterior mean when the caller has it (e.g. from :func:`grid_posterior`),
+    which saves its solve; the draws are then ``mean`` plus pathwise deviations."""
+    if not isinstance(num_draws, int) or num_draws < 1:
+        raise ValueError(f"num_draws must be an integer >= 1, got {num_draws!r}")
+    mask = jnp.asarray(mask, y.dtype)
+    if mean is None:
+        op, pre, mean, _ = _mean(params, y, mask, name, roughness, settings)
+    else:
+        op = build_operator(params, mask, roughness, name, settings)
+        pre = make_preconditioner(op, settings)
     dev, _ = _pathwise(op, pre, settings)(key, num_draws)
     return mean + dev
 

@@ -43,7 +43,7 @@ from jaxtyping import PRNGKeyArray
 from ..kernels import by_name
 from ..runtime.jit import jit
 from .exact import GP
-from .gridded import GridKernel, lattice_for
+from .gridded import GridKernel
 from .gridded_fit import (
     SolverSettings,
     amplitude_from,
@@ -53,6 +53,7 @@ from .gridded_fit import (
     grid_posterior,
     roughness_map,
 )
+from .gridded_precond import lattice_for
 from .observations import Observations
 
 METHODS = ("auto", "exact", "grid")

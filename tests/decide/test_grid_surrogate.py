@@ -115,6 +115,8 @@ def test_the_candidates_must_be_a_full_regular_grid():
     sur = GridGP.for_candidates(C)
     with pytest.raises(Exception, match="outside the candidate grid"):
         jax.jit(lambda s, X: s.pixels(X))(sur, jnp.asarray([[0.5, 0.5], [1.2, 0.5]]))
+    with pytest.raises(ValueError, match=r"points of shape \(n, 2\)"):
+        sur.pixels(jnp.zeros((3, 3)))
     np.testing.assert_allclose(np.asarray(sur.step), [1 / 6, 1 / 6])
     r, c = sur.pixels(jnp.asarray(C))
     np.testing.assert_array_equal(np.asarray(r) * 6 + np.asarray(c), np.arange(36))

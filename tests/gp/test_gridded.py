@@ -10,20 +10,14 @@ import numpy as np
 import pytest
 
 from jaxscope.gp import GP, Observations
-from jaxscope.gp.gridded import (
-    GridKernel,
-    GridOperator,
-    kron_nystrom,
-    lattice_for,
-    mbcg,
-    pivoted_cholesky,
-)
+from jaxscope.gp.gridded import GridKernel, GridOperator, mbcg
 from jaxscope.gp.gridded_fit import (
     SolverSettings,
     grid_log_marginal,
     grid_posterior,
     roughness_map,
 )
+from jaxscope.gp.gridded_precond import kron_nystrom, lattice_for, pivoted_cholesky
 
 pytestmark = pytest.mark.xdist_group("gridded")
 
@@ -154,6 +148,16 @@ def test_lattice_for_is_capped_and_follows_the_lengthscales():
     zr, zc = lattice_for((256, 256), [10.0, 4.0], 2304)
     assert zr * zc <= 2304 and zc > 2 * zr - 2
     assert lattice_for((12, 9), None, 10_000) == (12, 9)  # every pixel: exact
+    with pytest.raises(ValueError, match="2 positive values"):
+        lattice_for((8, 8), [3.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match="2 positive values"):
+        lattice_for((8, 8), [3.0, -1.0])
+    with pytest.raises(ValueError, match=r"shape must be \(H, W\)"):
+        lattice_for((8,), None)
+    from jaxscope.gp.gridded_fit import grid_draws
+
+    with pytest.raises(ValueError, match="num_draws must be an integer >= 1"):
+        grid_draws(jax.random.key(0), PARAMS, jnp.zeros((4, 4)), np.ones((4, 4)), "matern32", 0)
     with pytest.raises(ValueError, match="lattice"):
         kron_nystrom(GridOperator.build(GridKernel(jnp.ones(2)), 0.1, np.ones((4, 4))), (5, 2))
 
