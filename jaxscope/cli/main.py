@@ -113,6 +113,13 @@ def register_reconstruct(sub) -> None:
         help="gradient-modulated amplitude: σ grows on steps and domain walls",
     )
     g.add_argument(
+        "--trend",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="degree of the polynomial trend removed before the GP (default 1: a plane)",
+    )
+    g.add_argument(
         "--fit",
         choices=("all", "subset"),
         default="all",
@@ -316,6 +323,7 @@ def run_reconstruct_scan(args: argparse.Namespace) -> int:
         "method": args.method,
         "kernel": args.kernel,
         "nonstationary": args.nonstationary,
+        "trend": args.trend,
         "fit": args.fit,
         "fit_points": 4096 if args.fit_points is None else args.fit_points,
         "map_steps": 30 if args.map_steps is None else args.map_steps,

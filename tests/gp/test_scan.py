@@ -13,7 +13,7 @@ from conftest import count_compilations
 from jaxscope.gp import GP, Observations
 from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings
-from jaxscope.gp.scan import reconstruct_scan, scan_metrics
+from jaxscope.gp.scan import _noise_guess, reconstruct_scan, scan_metrics
 
 pytestmark = pytest.mark.xdist_group("scan")
 
@@ -40,7 +40,7 @@ def field():
 def test_exact_matches_an_independent_gp_and_grid_agrees(field, x64):
     f, y, mask = field
     data = np.where(mask, y, np.nan)
-    ex = reconstruct_scan(jax.random.key(0), data, method="exact", map_steps=40)
+    ex = reconstruct_scan(jax.random.key(0), data, method="exact", map_steps=40, trend=0)
     p = ex.params[0]
     # independent: a GP with the reported hyperparameters (user units) on the measurements
     rr, cc = np.nonzero(mask)
@@ -57,7 +57,7 @@ def test_exact_matches_an_independent_gp_and_grid_agrees(field, x64):
     # the structured solver on the same data: same hyperparameters, mean, σ (MC tolerance)
     # (no noise floor: the exact GP has none; the floor's effect is the model's, not the solver's)
     gr = reconstruct_scan(jax.random.key(0), data, method="grid", map_steps=40, num_samples=256,
-                          settings=SolverSettings(noise_floor=0.0))  # fmt: skip
+                          trend=0, settings=SolverSettings(noise_floor=0.0))  # fmt: skip
     np.testing.assert_allclose(gr.params[0]["lengthscale_px"], ls, rtol=0.1)
     err = np.sqrt(np.mean((gr.mean - ex.mean) ** 2)) / y.std()
     assert err < 0.02, err
@@ -66,6 +66,43 @@ def test_exact_matches_an_independent_gp_and_grid_agrees(field, x64):
     for rec in (ex, gr):
         m = scan_metrics(rec, f[None])[0]
         assert m["rmse"] < 0.5 * f.std() and 0.85 <= m["coverage"] <= 1.0, m
+
+
+def test_trend_is_a_least_squares_plane_added_back(field, x64):
+    """trend=1: the GP models what a least-squares plane leaves, and the plane comes back."""
+    f, y, mask = field
+    rr, cc = np.meshgrid(np.arange(H, dtype=float), np.arange(W, dtype=float), indexing="ij")
+    tilt = 4.0 + 3.0 * rr / H - 6.0 * cc / W  # a tilted sample: 3x the signal's sd
+    data = np.where(mask, y + tilt, np.nan)
+    rec = reconstruct_scan(jax.random.key(0), data, method="exact", map_steps=30, trend=1)
+    p = rec.params[0]
+    # independent: the plane by lstsq on the measured pixels, a GP with that plane as its mean
+    B = np.stack([np.ones_like(rr), rr, cc], -1)
+    coef = np.linalg.lstsq(B[mask], (y + tilt)[mask], rcond=None)[0]
+    gp = GP(kernel=GridKernel(jnp.asarray(p["lengthscale_px"]), p["variance"]).as_kernel(),
+            noise=p["noise"], mean=lambda X: coef[0] + X @ coef[1:])  # fmt: skip
+    rows, cols = np.nonzero(mask)
+    obs = Observations.from_arrays(np.stack([rows, cols], 1).astype(float), (y + tilt)[mask])
+    Pall = np.stack([rr.ravel(), cc.ravel()], 1)
+    mu, var = gp.condition(obs).predict(Pall)
+    np.testing.assert_allclose(rec.mean[0].ravel(), mu, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(rec.std[0].ravel() ** 2, var, rtol=1e-5, atol=1e-8)
+    # a plane added to the data moves the mean by exactly that plane and leaves σ alone
+    flat = reconstruct_scan(jax.random.key(0), np.where(mask, y, np.nan), method="exact",
+                            map_steps=30, trend=1)  # fmt: skip
+    np.testing.assert_allclose(rec.mean[0], flat.mean[0] + tilt, atol=1e-6)
+    np.testing.assert_allclose(rec.std, flat.std, rtol=1e-6)
+
+
+def test_noise_guess_cancels_a_smooth_signal():
+    """Second differences of measured runs of three cancel a locally linear signal: the start
+    is the noise variance (0.01), not noise + slope² as neighbour differences would give."""
+    rng = np.random.default_rng(3)
+    rr, cc = np.meshgrid(np.arange(96.0), np.arange(96.0), indexing="ij")
+    z = 0.4 * rr + 0.3 * cc + 0.1 * rng.standard_normal(rr.shape)  # slopes >> noise
+    m = rng.random(rr.shape) < 0.3
+    assert 0.008 < _noise_guess(z, m) < 0.012
+    assert _noise_guess(z, rng.random(rr.shape) < 0.01) == 0.05  # too few neighbours
 
 
 def test_per_axis_lengthscales_recovered(x64):
@@ -109,8 +146,9 @@ def test_nonstationary_sigma_points_at_the_step():
     data = np.where(mask, y, np.nan)
     corr = {}
     for ns in (False, True):
+        # trend=0: a plane would take up part of the step; this checks the amplitude alone
         rec = reconstruct_scan(jax.random.key(5), data, method="exact", nonstationary=ns,
-                               map_steps=40)  # fmt: skip
+                               map_steps=40, trend=0)  # fmt: skip
         corr[ns] = scan_metrics(rec, truth[None])[0]["sigma_error_rank_corr"]
         if ns:
             assert rec.params[0]["warp"] > 0.5  # the data ask for the modulation
@@ -130,5 +168,7 @@ def test_errors():
         reconstruct_scan(jax.random.key(0), y, settings=SolverSettings(max_iter=0))
     with pytest.raises(ValueError, match="with method='exact'"):
         reconstruct_scan(jax.random.key(0), y, method="exact", fit="subset")
+    with pytest.raises(ValueError, match="trend must be one of"):
+        reconstruct_scan(jax.random.key(0), y, trend=3)
     with pytest.raises(ValueError, match="constant"):
         reconstruct_scan(jax.random.key(0), np.ones((8, 9)))
