@@ -291,7 +291,7 @@ def _pathwise(op: GridOperator, pre, settings: SolverSettings):
 
 
 def _operator(params, mask, name, roughness, settings):
-    op = build_operator(params, jnp.asarray(mask), roughness, name, settings)
+    op = build_operator(params, mask, roughness, name, settings)
     return op, make_preconditioner(op, settings)
 
 

@@ -93,10 +93,16 @@ def _as_scan(data, mask):
 
 def polynomial_trend(data, mask, degree: int) -> np.ndarray:
     """``(C, H, W)`` least-squares polynomial of total ``degree`` in the pixel coordinates
-    (scaled to [-1, 1]) fitted to each channel's measured pixels and evaluated everywhere."""
-    if degree not in TREND_DEGREES:
+    (scaled to [-1, 1]) fitted to each channel's measured pixels (``mask`` True; other pixels
+    are not read) and evaluated everywhere."""
+    if isinstance(degree, bool) or degree not in TREND_DEGREES:
         raise ValueError(
             f"trend must be one of {TREND_DEGREES} (a polynomial degree), got {degree!r}"
+        )
+    data, mask = np.asarray(data, np.float64), np.asarray(mask, bool)
+    if data.ndim != 3 or mask.shape != data.shape:
+        raise ValueError(
+            f"data must be (C, H, W) and mask the same shape, got {data.shape} and {mask.shape}"
         )
     C, H, W = data.shape
     r, c = np.meshgrid(np.linspace(-1, 1, H), np.linspace(-1, 1, W), indexing="ij")
@@ -252,14 +258,13 @@ def reconstruct_scan(
     C, H, W = scan.data.shape
     m = np.broadcast_to(np.isfinite(scan.data), (C, H, W))
     counts = m.reshape(C, -1).sum(1)
-    scale = np.array([scan.data[c][m[c]].std() for c in range(C)])
-    if np.any(scale == 0):
-        raise ValueError(f"channel(s) {np.flatnonzero(scale == 0).tolist()} are constant")
-    shift = polynomial_trend(np.where(m, scan.data, 0.0), m, trend)
+    spread = np.array([scan.data[c][m[c]].std() for c in range(C)])
+    if np.any(spread == 0):
+        raise ValueError(f"channel(s) {np.flatnonzero(spread == 0).tolist()} are constant")
+    shift = polynomial_trend(scan.data, m, trend)
     resid = np.where(m, scan.data - shift, 0.0)
     scale = np.array([resid[c][m[c]].std() for c in range(C)])
-    if np.any(scale == 0):  # the channel is exactly the trend: nothing left to model
-        scale = np.where(scale == 0, 1.0, scale)
+    scale = np.where(scale == 0, 1.0, scale)  # a channel that is exactly its trend
     z = resid / scale[:, None, None]
     if method == "auto":
         method = "exact" if counts.max() <= exact_max else "grid"

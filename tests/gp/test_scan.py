@@ -13,7 +13,7 @@ from conftest import count_compilations
 from jaxscope.gp import GP, Observations
 from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings
-from jaxscope.gp.scan import _noise_guess, reconstruct_scan, scan_metrics
+from jaxscope.gp.scan import _noise_guess, polynomial_trend, reconstruct_scan, scan_metrics
 
 pytestmark = pytest.mark.xdist_group("scan")
 
@@ -92,6 +92,10 @@ def test_trend_is_a_least_squares_plane_added_back(field, x64):
                             map_steps=30, trend=1)  # fmt: skip
     np.testing.assert_allclose(rec.mean[0], flat.mean[0] + tilt, atol=1e-6)
     np.testing.assert_allclose(rec.std, flat.std, rtol=1e-6)
+    # known answer: a quadratic surface is its own degree-2 trend, not its degree-1 one
+    bowl = (1.0 + 0.5 * rr - 0.2 * cc + 0.03 * rr * cc - 0.01 * rr**2)[None]
+    np.testing.assert_allclose(polynomial_trend(bowl, mask[None], 2), bowl, atol=1e-9)
+    assert np.abs(polynomial_trend(bowl, mask[None], 1) - bowl).max() > 0.1
 
 
 def test_noise_guess_cancels_a_smooth_signal():
@@ -170,5 +174,7 @@ def test_errors():
         reconstruct_scan(jax.random.key(0), y, method="exact", fit="subset")
     with pytest.raises(ValueError, match="trend must be one of"):
         reconstruct_scan(jax.random.key(0), y, trend=3)
+    with pytest.raises(ValueError, match="mask the same shape"):
+        polynomial_trend(y, y > 0.5, 1)  # (H, W), not (C, H, W)
     with pytest.raises(ValueError, match="constant"):
         reconstruct_scan(jax.random.key(0), np.ones((8, 9)))
