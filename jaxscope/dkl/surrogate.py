@@ -119,7 +119,7 @@ def train_channels(
     return jax.vmap(one, in_axes=(1, 0))(Y, params)
 
 
-REFIT_FROM = ("previous", "init", "shrink-perturb")
+REFIT_FROM = ("previous", "init", "shrink-perturb", "previous+init")
 
 
 class DKLGP(GPSurrogate):
@@ -140,6 +140,11 @@ class DKLGP(GPSurrogate):
             the previous hyperparameters: a warm start that keeps the features' memory but
             leaves the basin of an early fit (Ash & Adams, "On warm-starting neural network
             training", NeurIPS 2020).
+            ``"previous+init"`` (``num_members >= 2``): the first ``ceil(E/2)`` members start
+            from their previous weights and the others from fresh weights every update; the
+            predictive is their mixture, so the warm members' memory is kept while the fresh
+            members' disagreement with them (the mixture's variance of means) keeps sending
+            the acquisition to what the warm features have not yet seen.
         batch_size: rows per Adam step (mini-batch marginal likelihood, :func:`train`), or
             ``None`` for every observed row (exact).
     """
@@ -160,6 +165,8 @@ class DKLGP(GPSurrogate):
             raise ValueError("num_members and train_steps must be positive")
         if self.refit_from not in REFIT_FROM:
             raise ValueError(f"unknown refit_from {self.refit_from!r}; use one of {REFIT_FROM}")
+        if self.refit_from == "previous+init" and self.num_members < 2:
+            raise ValueError("refit_from='previous+init' needs num_members >= 2 (warm and fresh)")
         _check_batch_size(self.batch_size)
         if not (0.0 <= self.shrink <= 1.0 and self.perturb >= 0.0):  # NaN fails both
             raise ValueError(
@@ -209,6 +216,12 @@ class DKLGP(GPSurrogate):
         fresh = self._members(key, dtype)
         if self.refit_from == "init":
             return fresh
+        if self.refit_from == "previous+init":
+            warm = jnp.arange(self.num_members) < (self.num_members + 1) // 2
+            return jax.tree_util.tree_map(
+                lambda a, b: jnp.where(warm.reshape((-1,) + (1,) * (a.ndim - 1)), a, b),
+                previous, fresh,
+            )  # fmt: skip
         net = jax.tree_util.tree_map(
             lambda a, b: self.shrink * a + self.perturb * b, previous[NET], fresh[NET]
         )

@@ -250,6 +250,23 @@ def test_shrink_perturb_starts_from_shrunk_previous_plus_fresh_weights(data, fit
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+def test_previous_plus_init_keeps_the_warm_member_and_redraws_the_fresh_one(data, fitted):
+    P, y, idx, obs = data
+    sur, s0, s1, _ = fitted
+    mixed = dataclasses.replace(sur, refit_from="previous+init", train_steps=3)
+    key = jax.random.key(12)
+    got = mixed.update(s1, obs, key)
+    fresh = mixed._members(key, obs.X.dtype)
+    # member 0 starts from its previous weights and hyperparameters, member 1 from fresh ones
+    start = jax.tree_util.tree_map(lambda a, b: jnp.stack([a[0], b[1]]), s1.samples, fresh)
+    want, _ = mixed.fit(start, obs)
+    for a, b in zip(jax.tree_util.tree_leaves(got.samples), jax.tree_util.tree_leaves(want),
+                    strict=True):  # fmt: skip
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="num_members >= 2"):
+        DKLGP(sur.model, refit_from="previous+init")
+
+
 def test_minibatch_draws_distinct_real_rows_and_scales_to_the_buffer():
     from jaxscope.dkl.surrogate import _minibatch
 
