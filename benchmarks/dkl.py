@@ -450,7 +450,7 @@ def main(argv=None):
         C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
     if "real" in a.only.split(","):
         records.append(run_real(a.data, list(range(1 if q else a.seeds)), 10 if q else 50,
-                                30 if q else 200, a.no_peer or q))  # fmt: skip
+                                30 if q else 200, a.no_peer or q, a.reuse_peer))  # fmt: skip
         C.log({k: v for k, v in records[-1].items() if k != "per_seed"})
     path = a.out or os.path.join(RESULTS, "dkl_quick.json" if q else "dkl.json")
     cmd = ("python benchmarks/dkl.py " + " ".join(sys.argv[1:] if argv is None else argv)).strip()
