@@ -141,12 +141,26 @@ def resolve_defaults(args: argparse.Namespace) -> argparse.Namespace:
     return args
 
 
+def campaign_config(sim, q: int, steps: int, *, acquisition: str, mode: str, penalty: str):
+    """The config ``jaxscope campaign`` runs (and ``jaxscope counterfactual`` rebuilds from a
+    journal's settings): hypothesis learning, a deep-kernel campaign or a GP campaign."""
+    from ..campaign import dkl_config, hypothesis_config, make_config
+    from ..decide import penalties_by_name
+
+    pens = penalties_by_name(penalty, sim.candidates)
+    if mode == "hypotheses":
+        return hypothesis_config(sim, acquisition=acquisition, max_steps=steps + 1)
+    if mode == "dkl":  # q > 1: fantasies (the exclusion radius would be in feature space)
+        batch = {"batch": "believer"} if q > 1 else {}
+        return dkl_config(sim, acquisition=acquisition, q=q, penalties=pens, **batch)
+    return make_config(sim.candidates, acquisition=acquisition, mode=mode, q=q, penalties=pens)
+
+
 def run_campaign(args: argparse.Namespace) -> dict:
     """Run (or resume) the campaign described by ``args``; returns the metrics dict."""
     import jax.numpy as jnp
 
-    from ..campaign import campaign_metrics, dkl_config, hypothesis_config, make_config
-    from ..decide import penalties_by_name
+    from ..campaign import campaign_metrics
     from ..host import HostRunner
     from ..host.runner import decide_jit
     from ..instruments import SimulatorInstrument
@@ -168,24 +182,8 @@ def run_campaign(args: argparse.Namespace) -> dict:
         )
     if args.overwrite and os.path.isdir(args.out):
         shutil.rmtree(args.out)
-    if args.mode == "hypotheses":
-        config = hypothesis_config(
-            sim, acquisition=args.acquisition, max_steps=args.steps + 1
-        )  # fmt: skip
-    elif args.mode == "dkl":  # q > 1: fantasies (the exclusion radius would be in feature space)
-        config = dkl_config(
-            sim, acquisition=args.acquisition, q=args.batch_size,
-            penalties=penalties_by_name(args.penalty, sim.candidates),
-            **({"batch": "believer"} if args.batch_size > 1 else {}),
-        )  # fmt: skip
-    else:
-        config = make_config(
-            sim.candidates,
-            acquisition=args.acquisition,
-            mode=args.mode,
-            q=args.batch_size,
-            penalties=penalties_by_name(args.penalty, sim.candidates),
-        )
+    config = campaign_config(sim, args.batch_size, args.steps, acquisition=args.acquisition,
+                             mode=args.mode, penalty=args.penalty)  # fmt: skip
     meta = {"problem": args.problem, "acquisition": args.acquisition, "size": args.size,
             "penalty": args.penalty}  # fmt: skip
     try:

@@ -14,6 +14,11 @@ instrument, with its id), ``measurement`` (step, id, coordinates, value, duratio
 (``veto``, ``add``, ``acquisition``, ``stop``) and one ``commit`` per step, the ids, indices and
 acquisition values that :func:`record` stores.
 
+Outages are not failures: an instrument raising :class:`~jaxscope.instruments.InstrumentUnavailable`
+(a lost connection) is called again with the same points and ids after a bounded backoff, up to
+``max_wait`` seconds (:mod:`jaxscope.host.waiting`; one ``note`` line per outage), counting no
+failure; instruments with ``accepts_ids`` get the journal's request ids with the points.
+
 The ``num_init`` seed points are random candidates measured by the instrument too (journaled with
 step ``INIT = -1``). The journal's schema is the agent's too (:mod:`jaxscope.host.events`): a
 runner resumes an agent's journal and the other way round. Resume: everything host-side
@@ -49,12 +54,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..campaign import CampaignConfig, CampaignState, Decision
-from ..instruments import GuardedProblem
+from ..instruments import GuardedProblem, InstrumentUnavailable
 from .checkpoint import StateCheckpointer
 from .events import INIT, HostLog, check_settings
 from .hooks import HookContext
 from .journal import Journal
 from .session import commit_state, decide_jit, host_view, initial_state, record_jit, replay_state
+from .waiting import WaitPolicy, measure_waiting
 
 __all__ = ["HostRunner", "decide_jit", "record_jit"]
 
@@ -80,6 +86,8 @@ class HostRunner:
         checkpoint_every: save the state every this many steps (and at the end).
         progress: show a tqdm progress bar.
         meta: extra JSON settings (problem name, acquisition, ...) a resumed run must match.
+        max_wait: seconds an instrument may stay unavailable (``InstrumentUnavailable``: a
+            transient outage, waited out with backoff, no failure counted) before ``run`` raises.
     """
 
     def __init__(
@@ -97,6 +105,7 @@ class HostRunner:
         progress: bool = True,
         max_attempts: int = 100,
         meta: dict | None = None,
+        max_wait: float = 600.0,
     ):
         self.view = host_view(problem)  # TypeError for anything but a problem or candidates
         if isinstance(problem, np.ndarray | jax.Array):
@@ -107,7 +116,7 @@ class HostRunner:
         self.config, self.problem, self.hooks = config, problem, list(hooks)
         self.num_steps, self.num_init, self.seed = int(num_steps), int(num_init), int(seed)
         self.retries, self.every, self.progress = int(retries), int(checkpoint_every), progress
-        self.max_attempts = max_attempts
+        self.max_attempts, self.wait = max_attempts, WaitPolicy(max_wait=float(max_wait))
         self.directory = os.fspath(directory)
         self.journal = Journal(os.path.join(self.directory, "journal.jsonl"))
         self.checkpoints = StateCheckpointer(os.path.join(self.directory, "checkpoints"))
@@ -199,12 +208,15 @@ class HostRunner:
             return True
         X = self.C[[r["index"] for r in todo]].copy()
         X.setflags(write=False)  # the instrument gets exactly the chosen values, read-only
-        t0 = time.time()
-        try:
-            y = np.asarray(instrument.measure(X), dtype=float)
+        t0, ids = time.time(), [r["id"] for r in todo]
+        note = lambda e: self._emit("note", step=step, ids=ids, text=f"instrument unavailable: {e}")
+        try:  # the journal's ids go to instruments that accept them; outages are waited out
+            y = np.asarray(measure_waiting(instrument, X, ids, self.wait, note), dtype=float)
             if y.shape != (len(todo),):
                 raise ValueError(f"instrument returned shape {y.shape}, expected ({len(todo)},)")
             errors = ["" if np.isfinite(v) else f"non-finite value {v}" for v in y]
+        except InstrumentUnavailable:  # longer than max_wait: stop; the requests stay pending
+            raise
         except Exception as err:  # noqa: BLE001 - every failure is journaled, none dropped
             y, errors = np.full(len(todo), np.nan), [f"{type(err).__name__}: {err}"] * len(todo)
         dt = time.time() - t0

@@ -18,11 +18,17 @@
   :class:`SimulatorInstrument`
   adapts a simulator to it; :func:`as_callback` makes any instrument callable from ``jit``.
 * :func:`make_simulator`: a simulator by problem name (for the CLI and benchmarks).
+* :class:`Microscope`: the microscope protocol (describe, move, image, batched spectra,
+  stimulus, status, abort; :class:`Data` with axes and units; :class:`ScanFrame` coordinate
+  frames); :class:`SimulatedMicroscope` wraps any simulator, :class:`MicroscopeInstrument` makes
+  any microscope an ``Instrument``; :mod:`~jaxscope.instruments.server` and
+  :mod:`~jaxscope.instruments.client` put one on the network (Pyro5).
 """
 
 from .base import (
     Instrument,
     InstrumentError,
+    InstrumentUnavailable,
     Negated,
     Problem,
     Simulator,
@@ -34,11 +40,14 @@ from .callback import CallbackProblem, as_callback
 from .combi import CombiLibrary
 from .domains import DomainWriting
 from .eels import EELSTwin
+from .frames import ScanFrame
 from .grid import GridProblem, stack_problems, tabulate
 from .guarded import GuardedProblem, guard
 from .ising import T_CRITICAL, IsingSimulator
+from .microscope import Axis, Data, Microscope, MicroscopeInfo, MicroscopeInstrument
 from .pfm import PFMTwin
 from .replay import SpectralReplay, beps_replay, read_nsid, zero_bias_image
+from .simulated import SimulatedMicroscope
 from .sparse_scan import SparseScanSimulator
 from .stem4d import DiffractionTwin
 from .surface import grid_points, make_surface
@@ -62,6 +71,8 @@ __all__ = [
     "make_simulator", "grid_points", "make_surface", "CombiLibrary", "DomainWriting",
     "HYPOTHESIS_PROBLEMS", "IMAGE_PROBLEMS", "ImageTwin", "PFMTwin", "EELSTwin", "DiffractionTwin",
     "SpectralReplay", "beps_replay", "read_nsid", "zero_bias_image",
+    "InstrumentUnavailable", "ScanFrame", "Axis", "Data", "Microscope", "MicroscopeInfo",
+    "MicroscopeInstrument", "SimulatedMicroscope",
 ]  # fmt: skip
 
 

@@ -259,6 +259,11 @@ class InstrumentError(RuntimeError):
     """A (simulated) instrument failure: the measurement did not happen."""
 
 
+class InstrumentUnavailable(InstrumentError):
+    """A transient outage (lost connection, server restarting): nothing was measured and the
+    request may be repeated. The host runner waits it out instead of counting a failure."""
+
+
 @jit
 def _measure_rows(sim: Simulator, key: PRNGKeyArray, start, X):
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(start + jnp.arange(X.shape[0]))
