@@ -270,10 +270,12 @@ def stored_peer(out, path, steps):
     d = np.load(path)
     k = math.ceil(0.01 * d["truth"].shape[0])
     top = np.lexsort((np.arange(d["truth"].shape[0]), -d["truth"]))[:k]
+    row = {int(s): i for i, s in enumerate(d["seeds"])}
+    g["seeds"] = [x for x in g["seeds"] if x["seed"] in row]  # the seeds run now
     same = (sorted(g.get("top1_idx", [])) == sorted(top.tolist())
-            and g["config"]["steps"] == steps
-            and all(list(x["seed_idx"]) == d["seed_idx"][i].tolist()
-                    for i, x in enumerate(g["seeds"])))  # fmt: skip
+            and g["config"]["steps"] == steps and len(g["seeds"]) == len(row)
+            and all(list(x["seed_idx"]) == d["seed_idx"][row[x["seed"]]].tolist()
+                    for x in g["seeds"]))  # fmt: skip
     if not same:
         return {"error": f"--reuse-peer: {out} was run on other inputs than {path}"}
     g["reused"] = (f"gpax loop not rerun: its stored result (peer_raw/{os.path.basename(out)}) "
