@@ -8,7 +8,8 @@ this order and created under ``benchmarks/.venvs/<name>`` (gitignored) when miss
 2. ``benchmarks/.venvs/<name>``;
 3. a new venv there, installed with the recipe below (log in ``benchmarks/.venvs/<name>.log``).
 
-Recipes: gpax from ``_peers/gpax-requirements.txt`` (its pins: jax 0.6.2, numpyro 0.19); tinygp with ``jax[cpu]==0.10.2``;
+Recipes: pyroved: ``torch==2.13.0``, ``pyro-ppl==1.9.2`` and ``pyroved==0.3.0`` without its
+torchvision (see ``RECIPES``); gpax from ``_peers/gpax-requirements.txt`` (its pins: jax 0.6.2, numpyro 0.19); tinygp with ``jax[cpu]==0.10.2``;
 botorch with ``torch==2.13.0`` first, then ``botorch[fully-bayesian]`` (its NUTS runs on
 NumPyro). A venv whose probe import fails is reported as an error string, never silently used.
 """
@@ -28,6 +29,14 @@ RECIPES: dict[str, list[list[str]]] = {
     "tinygp": [["jax[cpu]==0.10.2", "tinygp"]],
     # pip 23 does not normalise "fully_bayesian"; the extra is spelt "fully-bayesian"
     "botorch": [["torch==2.13.0"], ["torch==2.13.0", "botorch[fully-bayesian]"]],
+    # pyroVED's only use of torchvision is make_grid in its plotting module, and the PyPI
+    # torchvision wheel is a CUDA build whose ops do not load with the CPU torch: pyroved goes in
+    # without dependencies and its runner (and the probe) put a stub torchvision.utils in place
+    "pyroved": [
+        ["torch==2.13.0"],
+        ["torch==2.13.0", "pyro-ppl==1.9.2", "matplotlib"],
+        ["--no-deps", "pyroved==0.3.0"],
+    ],
 }
 PROBES = {
     "gpax": "import gpax, numpyro, jax; print(gpax.__version__)",
@@ -36,6 +45,13 @@ PROBES = {
         "import botorch, numpyro, jax, torch; "
         "from botorch.models.fully_bayesian import FullyBayesianSingleTaskGP; "
         "print(botorch.__version__)"
+    ),
+    "pyroved": (
+        "import sys, types; tv = types.ModuleType('torchvision'); "
+        "tv.utils = types.ModuleType('torchvision.utils'); tv.utils.make_grid = None; "
+        "sys.modules.update({'torchvision': tv, 'torchvision.utils': tv.utils}); "
+        "import pyroved, pyro, torch; from pyroved.models import iVAE, jiVAE; "
+        "print(pyroved.__version__)"
     ),
 }
 

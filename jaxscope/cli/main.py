@@ -20,6 +20,9 @@ from collections.abc import Callable, Sequence
 
 from .common import add_common, setup
 from .reconstruct_cmd import register_reconstruct
+from .replay_cmd import register_counterfactual, register_export
+from .serve_cmd import register_serve
+from .vae_cmd import register_vae
 
 
 # --- jaxscope campaign (implementation and figures: campaign_cli.py) ----------------------------
@@ -40,7 +43,10 @@ def run_campaign(args: argparse.Namespace) -> int:
 
 
 # --- registry ------------------------------------------------------------------------------------
-COMMANDS: list[Callable] = [register_reconstruct, register_campaign]
+COMMANDS: list[Callable] = [
+    register_reconstruct, register_campaign, register_serve, register_counterfactual,
+    register_export, register_vae,
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
