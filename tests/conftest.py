@@ -69,6 +69,17 @@ def assert_allclose(actual, desired, *, dtype=None, scale: float = 1.0, err_msg:
     )
 
 
+def assert_same_state(a, b):
+    """Every leaf of two campaign states, dtype, shape and bytes (keys through their data)."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb, strict=True):
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        x, y = np.asarray(x), np.asarray(y)
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+
+
 @pytest.fixture(params=["float32", "float64"])
 def dtype(request):
     """The float dtype a test runs in; float64 tests run inside ``jax.enable_x64(True)``."""

@@ -119,21 +119,15 @@ def measurement_table(records: list[dict]) -> dict[str, np.ndarray]:
             f"coordinates, the first one has {d}"
         )
     return {
-        "x": np.asarray([r["x"] for r in rows], np.float64).reshape(len(rows), d),
+        **_event_columns(rows, d),
         "y": np.asarray([r["y"] for r in rows], np.float64),
-        "id": np.asarray([r["id"] for r in rows], dtype=object),
-        "step": np.asarray([r["step"] for r in rows], np.int64),
-        "index": np.asarray([r["index"] for r in rows], np.int64),
-        "seq": np.asarray([r["seq"] for r in rows], np.int64),
-        "time": np.asarray([_float(r.get("time")) for r in rows]),
-        "duration": np.asarray([_float(r.get("duration")) for r in rows]),
         "request_time": np.asarray([_float(requested.get(r["id"])) for r in rows]),
     }
 
 
-def _failure_table(records: list[dict], d: int) -> dict[str, np.ndarray]:
-    rows = [r for r in records if r["kind"] == "failure"]
-    flag = {True: 1, False: 0, None: -1}
+def _event_columns(rows: list[dict], d: int) -> dict[str, np.ndarray]:
+    """The columns every measurement and failure record has: ``x (N, d)``, ``id``, ``step``,
+    ``index``, ``seq``, ``time``, ``duration``."""
     return {
         "x": np.asarray([r["x"] for r in rows], np.float64).reshape(len(rows), d),
         "id": np.asarray([r["id"] for r in rows], dtype=object),
@@ -142,6 +136,14 @@ def _failure_table(records: list[dict], d: int) -> dict[str, np.ndarray]:
         "seq": np.asarray([r["seq"] for r in rows], np.int64),
         "time": np.asarray([_float(r.get("time")) for r in rows]),
         "duration": np.asarray([_float(r.get("duration")) for r in rows]),
+    }
+
+
+def _failure_table(records: list[dict], d: int) -> dict[str, np.ndarray]:
+    rows = [r for r in records if r["kind"] == "failure"]
+    flag = {True: 1, False: 0, None: -1}
+    return {
+        **_event_columns(rows, d),
         "reason": np.asarray([str(r.get("reason", "")) for r in rows], dtype=object),
         "exclude": np.asarray([flag[r.get("exclude")] for r in rows], np.int8),
     }

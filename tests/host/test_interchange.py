@@ -9,9 +9,9 @@ points. Mismatched settings are refused either way.
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
+from conftest import assert_same_state
 
 from jaxscope.campaign import make_config
 from jaxscope.host import Agent, HostRunner
@@ -33,17 +33,6 @@ def sim():
 @pytest.fixture(scope="module")
 def config(sim):
     return make_config(sim.candidates, acquisition="ucb", mode="map", map_steps=20)
-
-
-def assert_same_state(a, b):
-    """Every leaf of two campaign states, dtype, shape and bytes (keys through their data)."""
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x, y = jax.random.key_data(x), jax.random.key_data(y)
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
 
 
 def kinds(records, kind):

@@ -10,9 +10,9 @@ import os
 import shutil
 
 import h5py
-import jax
 import numpy as np
 import pytest
+from conftest import assert_same_state
 from recorded_run import NUM_INIT, STEPS, recorded_run
 
 from jaxscope.host import HostRunner, host_view, replay_state
@@ -40,16 +40,6 @@ def run(tmp_path_factory):
     export_nsid(out, h5, quantity="height", units="nm", coordinate_names=["row", "col"],
                 coordinate_units=["um", "um"], config=config)  # fmt: skip
     return out, records, h5, sim, config
-
-
-def assert_same_state(a, b):
-    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-    assert len(la) == len(lb)
-    for x, y in zip(la, lb, strict=True):
-        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x, y = jax.random.key_data(x), jax.random.key_data(y)
-        x, y = np.asarray(x), np.asarray(y)
-        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
 
 
 def test_export_reads_back_the_same_records_and_settings(run, tmp_path):
