@@ -67,9 +67,9 @@ def register_vae(sub) -> None:
         "(default: the generated lattice's, 4 or 3; 1 with --input)",
     )
     m.add_argument("--lr", type=float, default=1e-3, help="Adam's step size")
-    m.add_argument("--fourier", type=int, default=0,
-                   help="Fourier features of the spatial decoder's coordinates (default 0: "
-                   "plain coordinates; 64 lets it learn atomic lattices)")  # fmt: skip
+    m.add_argument("--fourier", type=int, default=None,
+                   help="Fourier features of the spatial decoder's coordinates (default 64 for "
+                   "images: lets it learn atomic lattices; 0: plain coordinates)")  # fmt: skip
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0, help="data, weights and shuffling")
     p.add_argument("--out", default="runs/vae", help="output directory")
@@ -211,7 +211,7 @@ def run_vae(args: argparse.Namespace) -> int:
     symmetry = args.symmetry or (lat.symmetry if lat is not None and "r" in opts["invariances"]
                                  else 1)  # fmt: skip
     extra = {"symmetry": symmetry} if symmetry > 1 else {}
-    if args.fourier:
+    if args.fourier is not None:  # else the model's default (64 on images)
         extra["fourier"] = args.fourier
     hid = {"encoder_hidden": opts["hidden"], "decoder_hidden": opts["hidden"]}
     model = families.RVAE(shape, latent_dim=args.latent_dim, invariances=opts["invariances"],

@@ -18,10 +18,13 @@ r"""Constructors of the VAE families: checked arguments in, a :class:`~.model.Mo
 ``scale_prior``, ``temperature``, ``objective``, ``pixel_fraction`` (see
 :func:`~jaxscope.vae.objectives.loss`), ``coord_scale``, ``fourier`` / ``fourier_scale``
 (Fourier-feature coordinates for the spatial decoder, see
-:class:`~jaxscope.vae.networks.SpatialDecoder`), ``aligned`` (default True: a two-stage
-encoder, content read from the de-posed input), ``symmetry`` (``n``: the angle is defined
-modulo ``2π/n``, for ``n``-fold symmetric objects such as lattices; the angle latent's circle
-then maps to ``[−π/n, π/n)``).
+:class:`~jaxscope.vae.networks.SpatialDecoder`; default :data:`DEFAULT_FOURIER` = 64 for 2-D
+images with invariances — the plain coordinate MLP never renders an atomic lattice: angle
+|ρ| 0.007 after 3 epochs on 28-px perovskite patches vs 0.987 with 64 features, at 1.5× the
+decoder's FLOPs — and 0 for spectra; ``fourier=0`` gives the plain decoder), ``aligned``
+(default True: a two-stage encoder, content read from the de-posed input), ``symmetry``
+(``n``: the angle is defined modulo ``2π/n``, for ``n``-fold symmetric objects such as
+lattices; the angle latent's circle then maps to ``[−π/n, π/n)``).
 
 Example:
     >>> m = RVAE((28, 28), latent_dim=2, invariances=("r", "t"))
@@ -36,6 +39,9 @@ import math
 from .model import INVARIANCES, LIKELIHOODS, Model
 from .networks import ACTIVATIONS
 from .objectives import Objective, constant, linear
+
+#: Fourier features of a 2-D spatial decoder unless ``fourier=`` says otherwise (0: plain)
+DEFAULT_FOURIER = 64
 
 _OPTS = {
     "encoder_hidden", "decoder_hidden", "activation", "likelihood", "noise_scale",
@@ -88,6 +94,8 @@ def _build(family, shape, *, spectrum=False, latent_dim=2, invariances=(), **kw)
             opts[k] = tuple(int(v) for v in opts[k])
             if not opts[k] or min(opts[k]) < 1:
                 raise ValueError(f"{k} must be a non-empty tuple of positive widths")
+    if "fourier" not in opts and spatial == 2 and invariances:
+        opts["fourier"] = DEFAULT_FOURIER  # 2-D spatial decoders: see the module docstring
     fourier = opts.get("fourier", 0)
     if not isinstance(fourier, int) or isinstance(fourier, bool) or fourier < 0:
         raise ValueError(
@@ -159,7 +167,8 @@ def joint_objective(
     render the data (lattice patches), a categorical that must carry ``log K`` nats from the
     start settles on a balanced code of noise; measured on 6000 perovskite patches
     (``fourier=64``, batch 100): delay 360 / 120 steps reaches accuracy 0.95 / 1.0 after 14 /
-    15 epochs where the default stays at 0.27–0.31 through 10 epochs."""
+    15 epochs where the default stays at 0.27–0.31 through 10 epochs, and delay 500 / 125
+    (after ``C_z``'s ramp) stalls at 0.75 (three of four classes) through 16 epochs."""
     disc_max = float(sum(math.log(k) for k in discrete))
     d_steps = steps if disc_steps is None else int(disc_steps)
     return Objective(

@@ -53,7 +53,7 @@ def test_fourier_decoder_matches_numpy_and_turns_with_the_pose(rvae_fourier):
     np.testing.assert_allclose(moved[2:, :-1], up[:-2, 1:], atol=2e-6)
     assert np.abs(quarter - up).max() > 1e-3  # not rotation-invariant by accident
     # the encoding has the requested frequencies: high ones make the image vary faster
-    plain = RVAE((15, 15), latent_dim=2, invariances=("r", "t"))
+    plain = RVAE((15, 15), latent_dim=2, invariances=("r", "t"), fourier=0)
     assert (
         np.abs(np.diff(up, axis=1)).mean()
         > np.abs(
@@ -84,3 +84,17 @@ def test_fourier_decoder_flops_and_errors(rvae_fourier):
         VAE((8, 8), fourier=4)
     with pytest.raises(ValueError, match="fourier_scale must be positive"):
         RVAE((8, 8), fourier=4, fourier_scale=0.0)
+
+
+def test_fourier_features_are_the_default_on_images_only():
+    from jaxscope.vae import JVAE
+    from jaxscope.vae.families import DEFAULT_FOURIER
+
+    img = RVAE((15, 15), latent_dim=2, invariances=("r", "t"))
+    assert img.fourier == DEFAULT_FOURIER == 64
+    p = img.init(jax.random.key(0))
+    assert p["decoder"]["coord"]["kernel"].shape == (2 + 2 * 64, 128)
+    assert JVAE((15, 15), discrete=(3,), invariances=("r",)).fourier == 64
+    assert RVAE((15, 15), invariances=("r",), fourier=0).fourier == 0  # opt out
+    assert RVAE((40,), latent_dim=1, invariances=("t",), likelihood="gaussian").fourier == 0
+    assert VAE((15, 15)).fourier == 0  # a dense decoder has no coordinates

@@ -12,11 +12,13 @@ import pytest
 from vae_shapes import shapes
 
 from jaxscope.vae import (
+    CVAE,
     JVAE,
     RVAE,
     SSVAE,
     VED,
     circular_correlation,
+    decode,
     encode,
     evaluate,
     joint_objective,
@@ -169,3 +171,39 @@ def test_im2spec_learns_a_mapping_better_than_the_mean():
     mse = np.mean((pred - spec[700:]) ** 2)
     baseline = np.mean((spec[:700].mean(0) - spec[700:]) ** 2)
     assert mse < 0.25 * baseline, (mse, baseline)
+
+
+@pytest.mark.slow
+def test_cvae_decodes_the_class_it_is_given():
+    # three motifs, small turns; the class is the condition, so the content latents need not
+    # carry it: decoding one code under each condition must draw that class's motif
+    x, label, _, _ = shapes(1200, 12, classes=(0, 1, 2), max_angle=0.2, seed=5)
+    onehot = np.eye(3, dtype=np.float32)[label]
+    m = CVAE((12, 12), condition_dim=3, latent_dim=2, encoder_hidden=(32, 32),
+             decoder_hidden=(32, 32))  # fmt: skip
+    res = train(m, x[:1000], condition=onehot[:1000], epochs=20, batch_size=50, lr=1e-2,
+                key=jax.random.key(0))  # fmt: skip
+    z = encode(m, res.params, x[1000:], condition=onehot[1000:]).z
+    templates = np.stack([x[label == k].mean(0) for k in range(3)]).reshape(3, -1)
+    apart = ((templates[:, None] - templates[None]) ** 2).sum(-1)
+    for cond in range(3):  # the held-out codes, each decoded under every class
+        c = np.repeat(np.eye(3, dtype=np.float32)[cond][None], len(z), 0)
+        img = np.asarray(decode(m, res.params, z, condition=c)).reshape(len(z), -1)
+        dist = ((img[:, None, :] - templates[None]) ** 2).sum(-1)
+        assert np.all(dist.argmin(1) == cond), (cond, np.bincount(dist.argmin(1)))
+        # that class's mean image, not a blend: far closer to it than the classes are apart
+        assert dist[:, cond].mean() < 0.05 * np.sort(apart[cond])[1], dist.mean(0)
+
+
+@pytest.mark.slow
+def test_ss_regression_predicts_the_label_from_ten_percent_known():
+    # the label is each image's brightness, an independent number in [0.3, 1]; 10 % known
+    x, _, _, _ = shapes(1400, 12, classes=(0,), max_angle=0.3, seed=6)
+    amp = np.random.default_rng(6).uniform(0.3, 1.0, len(x)).astype(np.float32)
+    x = x * amp[:, None, None]
+    known = np.where(np.arange(1200) % 10 == 0, amp[:1200], np.nan)
+    m = SSVAE((12, 12), regression_dim=1, latent_dim=2, **SMALL)
+    res = train(m, x[:1200], labels=known, epochs=10, batch_size=50, key=jax.random.key(0))
+    pred = encode(m, res.params, x[1200:]).y[:, 0]
+    rmse = float(np.sqrt(np.mean((pred - amp[1200:]) ** 2)))
+    assert rmse < 0.25 * float(amp.std()), (rmse, float(amp.std()))  # not the mean's 1.0×
