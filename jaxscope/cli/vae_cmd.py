@@ -70,6 +70,10 @@ def register_vae(sub) -> None:
     m.add_argument("--fourier", type=int, default=None,
                    help="Fourier features of the spatial decoder's coordinates (default 64 for "
                    "images: lets it learn atomic lattices; 0: plain coordinates)")  # fmt: skip
+    m.add_argument("--pixel-fraction", type=float, default=1.0,
+                   help="decode a random fraction of the pixels each training step (an unbiased "
+                   "likelihood estimate; 0.25: about 4x shorter epochs, same angle on lattice "
+                   "patches; default 1: every pixel)")  # fmt: skip
     m.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--seed", type=int, default=0, help="data, weights and shuffling")
     p.add_argument("--out", default="runs/vae", help="output directory")
@@ -102,6 +106,10 @@ def check_options(args: argparse.Namespace) -> dict:
         raise ValueError(f"--symmetry must be >= 1 and needs the invariance r; got {args.symmetry}")
     if not args.lr > 0:
         raise ValueError(f"--lr must be > 0; got {args.lr}")
+    if not 0 < args.pixel_fraction <= 1:
+        raise ValueError(f"--pixel-fraction must lie in (0, 1]; got {args.pixel_fraction}")
+    if args.fourier is not None and args.fourier < 0:
+        raise ValueError(f"--fourier must be >= 0; got {args.fourier}")
     if args.input is None:
         if args.dataset is not None:
             raise ValueError("--dataset needs --input (an HDF5 file)")
@@ -213,6 +221,8 @@ def run_vae(args: argparse.Namespace) -> int:
     extra = {"symmetry": symmetry} if symmetry > 1 else {}
     if args.fourier is not None:  # else the model's default (64 on images)
         extra["fourier"] = args.fourier
+    if args.pixel_fraction != 1.0:
+        extra["pixel_fraction"] = args.pixel_fraction
     hid = {"encoder_hidden": opts["hidden"], "decoder_hidden": opts["hidden"]}
     model = families.RVAE(shape, latent_dim=args.latent_dim, invariances=opts["invariances"],
                           **hid, **extra)  # fmt: skip
@@ -270,7 +280,8 @@ def run_vae(args: argparse.Namespace) -> int:
                      "shape": list(shape), "epochs": args.epochs, "batch_size": args.batch_size,
                      "latent_dim": args.latent_dim, "invariances": list(opts["invariances"]),
                      "hidden": list(opts["hidden"]), "symmetry": symmetry, "lr": args.lr,
-                     "seed": args.seed},
+                     "seed": args.seed, "fourier": model.fourier,
+                     "pixel_fraction": model.pixel_fraction},
         "history": {k: np.asarray(v).tolist() for k, v in res.history.items()},
         "final_loss": float(res.history["loss"][-1]),
         "scores": scores,

@@ -80,6 +80,29 @@ def test_user_stack_matches_a_direct_train_call(stack, user_run):
     assert f"loss {loss[0]:.4g} -> {loss[-1]:.4g}" in text
 
 
+def test_pixel_fraction_and_fourier_reach_the_model(stack, tmp_path):
+    from jaxscope.vae import families
+    from jaxscope.vae.trainer import train
+
+    d, a = stack
+    args = ["--input", str(d / "stack.npy"), "--epochs", "2", "--batch-size", "50", "--seed",
+            "3", "--pixel-fraction", "0.5", "--fourier", "8"]  # fmt: skip
+    code, text = _run([*args, "--out", str(tmp_path)])
+    assert code == 0, text
+    rec = json.loads((tmp_path / "metrics.json").read_text())
+    assert rec["settings"]["pixel_fraction"] == 0.5 and rec["settings"]["fourier"] == 8
+    x = (a - a.min()) / (a.max() - a.min())
+    model = families.RVAE((12, 12), latent_dim=2, invariances=("r", "t"), pixel_fraction=0.5,
+                          fourier=8, encoder_hidden=(16, 16), decoder_hidden=(16, 16))  # fmt: skip
+    res = train(model, x, epochs=2, batch_size=50, key=jax.random.key(3))
+    np.testing.assert_allclose(rec["history"]["loss"], res.history["loss"], rtol=1e-5)
+    # a different model: the loss history of the default (every pixel, 64 features) differs
+    full = families.RVAE((12, 12), latent_dim=2, invariances=("r", "t"),
+                         encoder_hidden=(16, 16), decoder_hidden=(16, 16))  # fmt: skip
+    other = train(full, x, epochs=2, batch_size=50, key=jax.random.key(3))
+    assert abs(other.history["loss"][-1] - res.history["loss"][-1]) > 1e-3
+
+
 def test_generated_patches_scores_match_the_saved_latents(tmp_path):
     from jaxscope.cli.vae_cmd import generated_data
     from jaxscope.vae.metrics import angle_recovery, kmeans_accuracy
@@ -131,6 +154,9 @@ def test_hdf5_input_needs_a_dataset_name_when_ambiguous(tmp_path):
         (["--lr", "0"], "--lr"),
         (["--symmetry", "0"], "--symmetry"),
         (["--symmetry", "4", "--invariances", "t"], "--symmetry"),
+        (["--pixel-fraction", "0"], "--pixel-fraction must lie in (0, 1]"),
+        (["--pixel-fraction", "1.5"], "--pixel-fraction must lie in (0, 1]"),
+        (["--fourier", "-2"], "--fourier must be >= 0"),
     ],
 )
 def test_bad_options_fail_before_any_work(args, message, tmp_path):
