@@ -114,9 +114,14 @@ def test_slow_and_dropped_answers_are_retried_with_the_same_ids(server, local):
     X = np.asarray(local.sim.candidates, np.float64)[[5, 6]]
     for ids in (["slow-1", "x-1"], ["drop-1", "x-2"]):
         with client(server) as scope:
+            before = scope.status()["server"]
             got = scope.acquire_spectrum(X, ids=ids).values
             assert scope.transport_errors >= 1 and scope.reconnects >= 1
+            after = scope.status()["server"]
         np.testing.assert_array_equal(got, local.acquire_spectrum(X, ids=ids).values)
+        # the retries were answered from the first attempt: measured and charged once
+        assert after["dose"] - before["dose"] == 2 and after["calls"] - before["calls"] == 1
+        assert after["replayed"] > before["replayed"]
 
 
 def test_nan_and_wrong_shape_answers(server, local):
@@ -189,6 +194,41 @@ def test_server_budget_refuses_before_the_instrument():
         srv.acquire_spectrum("nope", xy)
     with pytest.raises(ValueError, match="one per point"):
         srv.acquire_spectrum(TOKEN, encode_array(np.full((2, 2), 5.0)), "scalar", ["a"])
+
+
+def test_a_repeated_request_is_answered_once_and_charged_once(monkeypatch):
+    from fault_server import FaultyMicroscope
+
+    inner = SimulatedMicroscope(pfm_twin(), seed=0)
+    scope = FaultyMicroscope(inner, 0.0, {"nan": {"n-1"}})
+    srv = MicroscopeServer(scope, TOKEN, max_batch=8, max_dose=7)
+    xy = encode_array(np.full((3, 2), 5.0))
+    first = srv.acquire_spectrum(TOKEN, xy, "scalar", ["a", "b", "c"])
+    again = srv.acquire_spectrum(TOKEN, xy, "scalar", ["a", "b", "c"])  # 6 > 7 - 3 if charged
+    assert again == first
+    st = srv.status(TOKEN)["server"]
+    assert (inner.measured, st["dose"], st["calls"], st["replayed"]) == (3, 3, 1, 1)
+    # other ids, or the same ids at other points, are new measurements (and charged)
+    srv.acquire_spectrum(TOKEN, encode_array(np.full((3, 2), 6.0)), "scalar", ["a", "b", "c"])
+    with pytest.raises(RuntimeError, match="dose budget exhausted: 6 of 7 used"):
+        srv.acquire_spectrum(TOKEN, xy, "scalar", ["a", "b", "d"])
+    # a NaN answer is not kept: its repeat goes to the microscope again
+    srv2 = MicroscopeServer(scope, TOKEN, max_batch=8)
+    one = encode_array(np.full((1, 2), 5.0))
+    for _ in range(2):
+        srv2.acquire_spectrum(TOKEN, one, "scalar", ["n-1"])
+    assert srv2.status(TOKEN)["server"]["calls"] == 2
+    assert srv2.status(TOKEN)["server"]["replayed"] == 0
+    # without ids nothing is replayed
+    srv2.acquire_spectrum(TOKEN, one)
+    srv2.acquire_spectrum(TOKEN, one)
+    assert srv2.status(TOKEN)["server"]["calls"] == 4
+    # only the most recent requests are kept
+    monkeypatch.setattr("jaxscope.instruments.server.REPLAY_REQUESTS", 2)
+    for sid in ("p", "q", "r", "q", "p"):  # p was evicted by r; q was kept
+        srv2.acquire_spectrum(TOKEN, one, "scalar", [sid])
+    st = srv2.status(TOKEN)["server"]
+    assert (st["calls"], st["replayed"]) == (4 + 4, 1)
 
 
 # --- a campaign of 200 steps through a server killed and restarted ---------------------------
