@@ -53,6 +53,15 @@ def _features(name: str, z: ArrayLike) -> np.ndarray:
     return a
 
 
+def _latents_and_labels(z: ArrayLike, labels: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Checked ``(z, labels)`` of the same length."""
+    y = _labels("labels", labels)
+    x = _features("z", z)
+    if len(x) != len(y):
+        raise ValueError(f"z and labels differ in length: {len(x)} vs {len(y)}")
+    return x, y
+
+
 def angle_recovery(learned: ArrayLike, true: ArrayLike, symmetry: int = 1) -> float:
     r"""``|ρ(n·φ̂, n·θ)|``: the absolute circular correlation of learned and true angles.
 
@@ -152,10 +161,7 @@ def kmeans_accuracy(z: ArrayLike, labels: ArrayLike, *, seed: int = 0, restarts:
     Example:
         >>> kmeans_accuracy(enc.z, P.label)
     """
-    y = _labels("labels", labels)
-    x = _features("z", z)
-    if len(x) != len(y):
-        raise ValueError(f"z and labels differ in length: {len(x)} vs {len(y)}")
+    x, y = _latents_and_labels(z, labels)
     k = len(np.unique(y))
     c, _ = kmeans(_standardise(x), k, seed=seed, restarts=restarts)
     return best_permutation_accuracy(y, c)
@@ -176,10 +182,7 @@ def logistic_accuracy(
     from scipy.optimize import minimize
     from scipy.special import log_softmax
 
-    y = _labels("labels", labels)
-    x = _features("z", z)
-    if len(x) != len(y):
-        raise ValueError(f"z and labels differ in length: {len(x)} vs {len(y)}")
+    x, y = _latents_and_labels(z, labels)
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1); got {train_fraction}")
     perm = np.random.default_rng(seed).permutation(len(y))
