@@ -45,6 +45,7 @@ import numpy as np
 from jaxscope.gp import GP, Observations, fit_svgp
 from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal, grid_posterior
+from jaxscope.gp.gridded_precond import lattice_for
 from jaxscope.gp.scan import reconstruct_scan, scan_metrics
 from jaxscope.instruments.surface import make_surface
 
@@ -85,6 +86,34 @@ def load_image(quick: bool):
         return data, names, "PTO_Funakubo0001.h5"
     size = 128 if quick else 256
     return np.asarray(make_surface(jax.random.key(0), size))[None], ["surface"], "generated"
+
+
+def oracle_rmse(img, mask, params: dict) -> dict:
+    """How close the stationary model can come: RMSE on unmeasured pixels of its posterior mean
+    at hyperparameters around its MAP (lengthscales × 0.8 / 1 / 1.25, noise × 0.25–2), chosen
+    *with the truth* — a floor, not a result. Standardised as ``reconstruct_scan`` does."""
+    from jaxscope.gp.scan import polynomial_trend
+
+    m = mask[None]
+    shift = polynomial_trend(np.where(m, img[None], np.nan), m, 1)[0]
+    scale = float((img - shift)[mask].std())
+    y = jnp.asarray(np.where(mask, (img - shift) / scale, 0.0), jnp.float32)
+    spacing = np.sqrt(mask.size / mask.sum())
+    st = SolverSettings(lattice=lattice_for(mask.shape, np.full(2, 2.0 * spacing),
+                                            SolverSettings().lattice_rank))  # fmt: skip
+    best = None
+    for fl in (0.8, 1.0, 1.25):
+        for fn in (0.25, 0.5, 1.0, 2.0):
+            p = {"lengthscale": jnp.asarray(params["lengthscale_px"], jnp.float32) * fl,
+                 "variance": jnp.float32(params["variance"] / scale**2),
+                 "noise": jnp.float32(params["noise"] / scale**2 * fn)}  # fmt: skip
+            mom = grid_posterior(jax.random.key(1), p, y, jnp.asarray(mask, jnp.float32),
+                                 "matern32", num_samples=0, settings=st)  # fmt: skip
+            err = (np.asarray(mom.mean, np.float64) * scale + shift - img)[~mask]
+            rmse = float(np.sqrt(np.mean(err**2)))
+            if best is None or rmse < best["rmse"]:
+                best = {"rmse": sig(rmse), "lengthscale_factor": fl, "noise_factor": fn}
+    return best
 
 
 def image_record(fraction: float, quick: bool) -> dict:
@@ -134,6 +163,12 @@ def image_record(fraction: float, quick: bool) -> dict:
             )
             for k in models
         }
+        if not any(ok.values()) and row["stationary"]["rmse"] > row["spline_rmse"]:
+            o = oracle_rmse(data[c], mask, row["stationary"]["params"])
+            row["stationary_oracle"] = {
+                **o,
+                "rmse_over_spline": C.r4(o["rmse"] / row["spline_rmse"]),
+            }
         # the model the record reports: one that meets the criterion, else the lower RMSE
         best = max(models, key=lambda k: (ok[k], -row[k]["rmse"]))
         row.update(
@@ -263,7 +298,9 @@ def agreement_record(quick: bool) -> dict:
 
 def child_1024(size: int) -> dict:
     """Hyperparameters from the structured MAP on a 256×256 crop (same sampling density),
-    then mean and σ of all pixels of the full image with the structured solver."""
+    then mean and σ of all pixels of the full image with the structured solver (its
+    preconditioner's lattice from the fitted lengthscales, up to 4,096 inducing pixels: the
+    default 1,600 spread over 1024² leaves 26 px between them and PCG at its cap)."""
     h = np.asarray(make_surface(jax.random.key(0), size))
     rng = np.random.default_rng(2)
     mask = rng.random(h.shape) < 0.1
@@ -278,9 +315,11 @@ def child_1024(size: int) -> dict:
          "variance": jnp.asarray(p0["variance"] / scale**2, jnp.float32),
          "noise": jnp.asarray(p0["noise"] / scale**2, jnp.float32)}  # fmt: skip
     y = jnp.asarray(np.where(mask, (h - shift) / scale, 0.0), jnp.float32)
+    st = SolverSettings(lattice=lattice_for(h.shape, np.asarray(p0["lengthscale_px"]), 4096))
     t1 = time.perf_counter()
     mom = jax.block_until_ready(jax.jit(lambda k: grid_posterior(
-        k, p, y, jnp.asarray(mask), "matern32", num_samples=8, sample_batch=8))(jax.random.key(1)))  # fmt: skip
+        k, p, y, jnp.asarray(mask), "matern32", num_samples=8, sample_batch=8, settings=st))(
+        jax.random.key(1)))  # fmt: skip
     t_pred = time.perf_counter() - t1
     err = (np.asarray(mom.mean) * scale + shift - h)[~mask]
     sd = np.sqrt(np.asarray(mom.var) + float(p["noise"]))[~mask] * scale

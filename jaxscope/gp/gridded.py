@@ -214,23 +214,25 @@ class CGResult(NamedTuple):
     residual: Float[Array, " b"]  # final ‖r‖ / ‖b‖
 
 
-def mbcg(op: GridOperator, pre: Any, B, *, tol: float = 1e-4, max_iter: int = 300,
-         x0=None):  # fmt: skip
+def mbcg(op: GridOperator, pre: Any, B, *, tol: float | Float[Array, " b"] = 1e-4,
+         max_iter: int = 300, x0=None):  # fmt: skip
     """Preconditioned CG on ``Ã X = B`` for a batch ``B`` of images ``(b, H, W)``.
 
     ``pre`` is any preconditioner with ``solve(V)`` (``P⁻¹V``), e.g. those of
     :mod:`~jaxscope.gp.gridded_precond`.
 
-    Each right-hand side stops when ``‖r‖ ≤ tol ‖b‖`` (its coefficients after that are not
-    recorded); the loop ends when all have converged or after ``max_iter`` iterations. ``x0``
-    warm-starts the solve (the recorded coefficients then no longer give the Lanczos
-    tridiagonal of ``B``: use them for :func:`lanczos_logquad` only with ``x0=None``).
+    Each right-hand side stops when ``‖r‖ ≤ tol ‖b‖`` (``tol`` a scalar or one per right-hand
+    side; its coefficients after that are not recorded); the loop ends when all have converged
+    or after ``max_iter`` iterations. ``x0`` warm-starts the solve (the recorded coefficients
+    then no longer give the Lanczos tridiagonal of ``B``: use them for
+    :func:`lanczos_logquad` only with ``x0=None``).
     """
     b = B.shape[0]
     dtype = B.dtype
     vdot = lambda U, V: jnp.sum(U * V, axis=(-2, -1))  # noqa: E731
     bnorm = jnp.sqrt(vdot(B, B))
     bnorm = jnp.where(bnorm > 0, bnorm, 1.0)
+    tol = jnp.broadcast_to(jnp.asarray(tol, dtype), (b,))
     X0 = jnp.zeros_like(B) if x0 is None else x0
     R0 = B if x0 is None else B - op.A(x0)
     Z = pre.solve(R0)

@@ -59,9 +59,11 @@ from .gridded_fit import (
     fit_grid_map,
     grid_posterior,
     roughness_map,
+    solver_floor,
 )
 from .gridded_precond import lattice_for
 from .observations import Observations
+from .starts import lengthscale_start, noise_start
 
 METHODS = ("auto", "exact", "grid")
 TREND_DEGREES = (0, 1, 2)
@@ -114,35 +116,6 @@ def polynomial_trend(data, mask, degree: int) -> np.ndarray:
         coef = np.linalg.lstsq(B[mask[k]], data[k][mask[k]], rcond=None)[0]
         out[k] = B @ coef
     return out
-
-
-def _noise_guess(z, m) -> float:
-    """Starting noise variance (standardised units), in [1e-5, 1]: from measured runs of three
-    neighbours along rows and columns, ``mean(second difference²) / 6`` (a locally linear
-    signal cancels, so on smooth channels it overestimates the noise far less than neighbour
-    differences do: 1.8e-4 vs 1.3e-3 on a PFM height channel whose MAP noise is below 1e-4);
-    with fewer than 50 such runs, half the mean squared difference of measured neighbours
-    (signal + noise); 0.05 with fewer than 20 of those. MAP moves it from there, but a start
-    near the answer saves the many steps Adam needs to walk the noise by decades."""
-
-    def runs(k):
-        d = []
-        for a, b in ((z, m), (z.T, m.T)):
-            win = np.lib.stride_tricks.sliding_window_view
-            za, ma = win(a, k, axis=1), win(b, k, axis=1).all(-1)
-            coef = np.array([1.0, -1.0]) if k == 2 else np.array([1.0, -2.0, 1.0])
-            d.append((za @ coef)[ma])
-        return np.concatenate(d)
-
-    d2 = runs(3)
-    if len(d2) >= 50:
-        guess = np.mean(d2**2) / 6.0
-    else:
-        d1 = runs(2)
-        if len(d1) < 20:
-            return 0.05
-        guess = 0.5 * np.mean(d1**2)
-    return float(np.clip(guess, 1e-5, 1.0))
 
 
 def _exact_lml(p, obs, name, amplitude):
@@ -200,7 +173,10 @@ def _grid_channels(key, z, fit_mask, mask, init, *, name, steps, nonstationary, 
             hist = jnp.concatenate([hist, h2])
         mom = grid_posterior(k4, p, y, m, name, roughness=rough, num_samples=num_samples,
                              settings=settings)  # fmt: skip
-        return p, hist, mom.mean, mom.var, mom.iterations
+        amp = amplitude_from(rough, p["warp"]) if nonstationary else None
+        kern = GridKernel(p["lengthscale"], p["variance"], name)
+        floor = solver_floor(kern, m, amp, settings, y.dtype)
+        return p, hist, mom.mean, mom.var, mom.iterations, floor
 
     C = z.shape[0]
     return jax.vmap(one)(jax.random.split(key, C), z, fit_mask, mask, init)
@@ -285,9 +261,12 @@ def reconstruct_scan(
                 fm[c] = keep.reshape(H, W)
     spacing = np.sqrt(H * W / counts.astype(float))  # mean distance between measurements, px
     init = {
-        "lengthscale": jnp.asarray(np.repeat(2.0 * spacing[:, None], 2, 1), dtype),
+        "lengthscale": jnp.asarray(
+            [lengthscale_start(z[c], m[c], 2.0 * spacing[c], 8.0 * spacing[c]) for c in range(C)],
+            dtype,
+        ),
         "variance": jnp.ones((C,), dtype),
-        "noise": jnp.asarray([_noise_guess(z[c], m[c]) for c in range(C)], dtype),
+        "noise": jnp.asarray([noise_start(z[c], m[c]) for c in range(C)], dtype),
     }
     if method == "exact":
         rr, cc = np.meshgrid(np.arange(H), np.arange(W), indexing="ij")
@@ -303,11 +282,12 @@ def reconstruct_scan(
             nonstationary=nonstationary, chunk=chunk_size,
         )  # fmt: skip
     else:
-        if settings.lattice is None:  # static: from the shortest initial lengthscale
-            lat = lattice_for((H, W), np.min(np.asarray(init["lengthscale"]), 0),
-                              settings.lattice_rank)  # fmt: skip
+        if settings.lattice is None:  # static: as fine as twice the measurement spacing
+            # needs (not the start, which may be far longer than the MAP lengthscale: a coarse
+            # lattice then leaves CG at its iteration cap)
+            lat = lattice_for((H, W), np.full(2, 2.0 * spacing.min()), settings.lattice_rank)
             settings = settings._replace(lattice=lat)
-        p, hist, mean, var, iters = _grid_channels(
+        p, hist, mean, var, iters, floor = _grid_channels(
             k_run, jnp.asarray(z, dtype), jnp.asarray(fm, dtype), jnp.asarray(m, dtype), init,
             name=kernel, steps=map_steps, nonstationary=nonstationary,
             num_samples=num_samples, settings=settings,
@@ -317,12 +297,16 @@ def reconstruct_scan(
     var = np.maximum(np.asarray(var, np.float64), 0.0)
     noise = np.asarray(p["noise"], np.float64)
     if method == "grid":
-        noise = noise + settings.noise_floor  # what the solver used
+        # the solver's floor (SolverSettings.noise_floor / conditioning) is jitter, as in the
+        # exact GP: it regularises the solves (mean and σ) but is not measurement noise, so
+        # σ_y adds only the fitted noise (with it, σ_y covered 0.99 of a clean height channel)
+        floor = np.asarray(floor, np.float64)
         if np.any(np.asarray(iters) >= settings.max_iter):
             warnings.warn(
                 f"PCG reached its cap of {settings.max_iter} iterations (channels "
                 f"{np.flatnonzero(np.asarray(iters) >= settings.max_iter).tolist()}): the mean "
-                "and σ may be inaccurate; raise SolverSettings.max_iter or noise_floor",
+                "and σ may be inaccurate; raise SolverSettings.max_iter, noise_floor or "
+                "conditioning",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -339,7 +323,8 @@ def reconstruct_scan(
             "history": np.asarray(hist[c]).tolist(),
             "num_measured": int(counts[c]),
             "num_fit": int(fm[c].sum()),
-            **({"cg_iterations": int(np.asarray(iters)[c])} if method == "grid" else {}),
+            **({"cg_iterations": int(np.asarray(iters)[c]),
+                "solver_floor": float(floor[c]) * scale[c] ** 2} if method == "grid" else {}),
         })  # fmt: skip
     return ScanReconstruction(
         mean=mean,

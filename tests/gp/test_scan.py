@@ -13,7 +13,8 @@ from conftest import count_compilations
 from jaxscope.gp import GP, Observations
 from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings
-from jaxscope.gp.scan import _noise_guess, polynomial_trend, reconstruct_scan, scan_metrics
+from jaxscope.gp.scan import polynomial_trend, reconstruct_scan, scan_metrics
+from jaxscope.gp.starts import lengthscale_start, noise_start
 
 pytestmark = pytest.mark.xdist_group("scan")
 
@@ -105,8 +106,37 @@ def test_noise_guess_cancels_a_smooth_signal():
     rr, cc = np.meshgrid(np.arange(96.0), np.arange(96.0), indexing="ij")
     z = 0.4 * rr + 0.3 * cc + 0.1 * rng.standard_normal(rr.shape)  # slopes >> noise
     m = rng.random(rr.shape) < 0.3
-    assert 0.008 < _noise_guess(z, m) < 0.012
-    assert _noise_guess(z, rng.random(rr.shape) < 0.01) == 0.05  # too few neighbours
+    assert 0.008 < noise_start(z, m) < 0.012
+    assert noise_start(z, rng.random(rr.shape) < 0.01) == 0.05  # too few neighbours
+
+
+def test_lengthscale_guess_is_near_the_truth_per_axis():
+    """On a draw of the product Matérn-3/2 with ℓ = (12, 4) px, 30 % measured, the start is
+    within a factor 1.5 of each true lengthscale (not the fixed 2 × spacing, 3.7 px on both);
+    clipped to [lo, hi]; ``lo`` when too few pairs are measured."""
+    n = 128
+    Lr, Lc = (np.linalg.cholesky(np.asarray(GridKernel(jnp.asarray([v, v])).axis_matrix(n, 0,
+              jnp.float32), np.float64) + 1e-6 * np.eye(n)) for v in (12.0, 4.0))  # fmt: skip
+    rng = np.random.default_rng(0)
+    z = Lr @ rng.standard_normal((n, n)) @ Lc.T
+    m = rng.random((n, n)) < 0.3
+    g = lengthscale_start(z, m, 2.0, 40.0)
+    assert 12 / 1.5 < g[0] < 12 * 1.5 and 4 / 1.5 < g[1] < 4 * 1.5, g
+    np.testing.assert_array_equal(lengthscale_start(z, m, 2.0, 6.0), [6.0, g[1]])
+    np.testing.assert_array_equal(lengthscale_start(z, rng.random((n, n)) < 0.002, 3.0, 40.0),
+                                  [3.0, 3.0])  # fmt: skip
+
+
+def test_grid_sigma_y_adds_the_fitted_noise_not_the_solver_floor(field):
+    """The solver's floor is jitter: reported, used in the solves, not in σ_y."""
+    f, y, mask = field
+    st = SolverSettings(noise_floor=0.02)
+    rec = reconstruct_scan(jax.random.key(0), np.where(mask, y, np.nan), method="grid",
+                           map_steps=5, num_samples=4, settings=st)  # fmt: skip
+    p = rec.params[0]
+    sd = y[mask].std()  # trend=1 standardises by the plane's residual; the floor is 0.02 of it
+    assert 0.02 * 0.5 * sd**2 < p["solver_floor"] < 0.02 * sd**2
+    np.testing.assert_allclose(rec.std_y[0] ** 2, rec.std[0] ** 2 + p["noise"], rtol=1e-6)
 
 
 def test_per_axis_lengthscales_recovered(x64):
