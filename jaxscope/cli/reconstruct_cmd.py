@@ -103,7 +103,9 @@ def register_reconstruct(sub) -> None:
     p.add_argument(
         "--kernel",
         default="matern32",
-        help="rbf, matern12, matern32 (default: calibrated on sharp steps), matern52, rq",
+        help="rbf, matern12, matern32 (default: calibrated on sharp steps), matern52, rq; with "
+        "--input also radial:NAME (a kernel of the Euclidean distance instead of a product "
+        "of one per axis: compare the two by their likelihood)",
     )
     p.add_argument(
         "--samples",
@@ -267,13 +269,14 @@ def run_reconstruct_scan(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     setup(args)
     import jax
+    import jax.numpy as jnp
 
+    from ..gp.gridded import GridKernel
     from ..gp.scan import reconstruct_scan
     from ..images.scans import load_scan
-    from ..kernels import by_name
     from .reconstruct import save_scan_reconstruction
 
-    by_name(args.kernel)
+    GridKernel(jnp.ones(2), 1.0, args.kernel)  # fail fast with the list of kernels
     channels = _parse_channels(args.channels)
     dataset = None if args.dataset is None else list(args.dataset)
     scan = load_scan(

@@ -25,7 +25,8 @@ other hyperparameters, so ``w → 0`` recovers the stationary kernel when the da
 for it.
 
 **Posterior.** Mean ``K Mᵀ α`` on every pixel; variance by pathwise conditioning (Matheron's
-rule: prior draws on the grid from the per-axis Cholesky factors, each corrected by one batched
+rule: prior draws on the grid from the per-axis Cholesky factors — for a radial kernel by
+circulant embedding on a ``2H × 2W`` torus —, each corrected by one batched
 PCG solve), an unbiased Monte-Carlo estimate with relative error ``≈ sqrt(2/S)`` for ``S``
 draws.
 """
@@ -123,15 +124,13 @@ def solver_floor(kernel: GridKernel, mask, amplitude, settings: SolverSettings, 
     """The variance added to the noise for the solver's sake: ``settings.noise_floor``, raised
     to ``settings.conditioning · eps · λ̂`` with ``λ̂ = s² · mean(mask · a²) · Σ_r Σ_c`` (the
     row sums of the two Toeplitz factors: the largest eigenvalue of a stationary ``K_mm`` on a
-    random mask), held constant for gradients."""
+    random mask; for a radial kernel the sum of its lag image), held constant for gradients."""
     H, W = mask.shape
 
-    def rowsum(t):
-        return 2.0 * jnp.sum(t) - t[0]
-
+    g = kernel.lags((H, W), dtype)  # lags >= 0: the full row sum counts each sign
+    total = 4.0 * jnp.sum(g) - 2.0 * jnp.sum(g[:, 0]) - 2.0 * jnp.sum(g[0, :]) + g[0, 0]
     a2 = 1.0 if amplitude is None else amplitude * amplitude
-    lam = (kernel.variance * jnp.mean(mask * a2) * rowsum(kernel.column(H, 0, dtype))
-           * rowsum(kernel.column(W, 1, dtype)))  # fmt: skip
+    lam = kernel.variance * jnp.mean(mask * a2) * total
     floor = jnp.maximum(settings.noise_floor, settings.conditioning * jnp.finfo(dtype).eps * lam)
     return jax.lax.stop_gradient(jnp.asarray(floor, dtype))
 
@@ -235,7 +234,7 @@ def fit_adam(key, objective, init: dict, n, *, num_steps: int = 30, learning_rat
 def fit_grid_map(
     key, y, mask, name: str, init: dict, *, roughness=None, num_steps: int = 30,
     learning_rate: float = 0.1, settings: SolverSettings = DEFAULT_SETTINGS, resample: int = 5,
-    prior_lengthscale=None,
+    prior_lengthscale=None, return_solution: bool = False,
 ):  # fmt: skip
     """MAP by Adam on all measured pixels, with warm-started solves.
 
@@ -249,7 +248,8 @@ def fit_grid_map(
     The lengthscale prior is centred on ``prior_lengthscale`` (default ``init``'s: pass a
     fixed one when warm-starting repeated fits, or the prior drifts with the estimate).
 
-    Returns ``(params, history)``.
+    Returns ``(params, history)``, and with ``return_solution`` also the last step's
+    ``Ã⁻¹y`` (a warm start for :func:`grid_posterior`'s ``x0``).
     """
     mask = jnp.asarray(mask, y.dtype)
     dtype = y.dtype
@@ -294,7 +294,9 @@ def fit_grid_map(
     # a placeholder of the preconditioner's shape: step 0 builds it (one build in the program)
     pre0 = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), jax.eval_shape(precondition, u0))
     carry = (u0, opt.init(u0), X0, pre0)
-    (u, *_), iters = jax.lax.scan(step, carry, jnp.arange(num_steps))
+    (u, _, X, _), iters = jax.lax.scan(step, carry, jnp.arange(num_steps))
+    if return_solution:
+        return _to_constrained(u), iters, X[0]
     return _to_constrained(u), iters
 
 
@@ -312,20 +314,34 @@ def _pathwise(op: GridOperator, pre, settings: SolverSettings):
     from the same batched solve (one CG loop for both; ``mean`` is ``None`` without ``y``)."""
     H, W = op.shape
     dt = op.t_rows.dtype
-    Lr = jnp.linalg.cholesky(toeplitz(op.t_rows) + op.jitter * jnp.eye(H, dtype=dt))
-    Lc = jnp.linalg.cholesky(toeplitz(op.t_cols) + op.jitter * jnp.eye(W, dtype=dt))
+    if op.spectrum is None:
+        Lr = jnp.linalg.cholesky(toeplitz(op.t_rows) + op.jitter * jnp.eye(H, dtype=dt))
+        Lc = jnp.linalg.cholesky(toeplitz(op.t_cols) + op.jitter * jnp.eye(W, dtype=dt))
 
-    def deviations(key, batch: int, y=None):
+        def prior(key, batch):
+            E = jax.random.normal(key, (batch, H, W), dt)
+            return jnp.einsum("ij,bjk,lk->bil", Lr, E, Lc)
+    else:  # radial: circulant embedding on the 2H × 2W torus (negative eigenvalues, small
+        # where the kernel has decayed by half the torus, set to zero)
+        root = jnp.sqrt(jnp.maximum(op.spectrum, 0.0))
+
+        def prior(key, batch):
+            E = jax.random.normal(key, (batch, 2 * H, 2 * W), dt)
+            F = jnp.fft.rfft2(E) * root
+            return jnp.fft.irfft2(F, s=(2 * H, 2 * W))[:, :H, :W].astype(dt)
+
+    def deviations(key, batch: int, y=None, x0=None):
         k1, k2 = jax.random.split(key)
-        E = jax.random.normal(k1, (batch, H, W), dt)
-        f = jnp.sqrt(op.variance) * op.amplitude * jnp.einsum("ij,bjk,lk->bil", Lr, E, Lc)
+        f = jnp.sqrt(op.variance) * op.amplitude * prior(k1, batch)
         eps = jnp.sqrt(op.noise) * jax.random.normal(k2, (batch, H, W), dt)
         B = op.mask * (f + eps)
         tol = jnp.full((batch,), settings.sample_tol, dt)
         if y is not None:
             B = jnp.concatenate([(op.mask * y)[None], B])
             tol = jnp.concatenate([jnp.full((1,), settings.tol, dt), tol])
-        c = mbcg(op, pre, B, tol=tol, max_iter=settings.max_iter)
+        if x0 is not None:  # warm start of the mean's solve; the draws' start at zero
+            x0 = jnp.concatenate([(op.mask * x0)[None], jnp.zeros_like(B[1:])])
+        c = mbcg(op, pre, B, tol=tol, max_iter=settings.max_iter, x0=x0)
         KX = op.K(op.mask * c.x)
         if y is None:
             return f - KX, None, c.iterations
@@ -341,21 +357,23 @@ def _operator(params, mask, name, roughness, settings):
 
 def grid_posterior(
     key, params, y, mask, name, *, roughness=None, num_samples: int = 64,
-    sample_batch: int = 16, settings: SolverSettings = DEFAULT_SETTINGS,
+    sample_batch: int = 16, settings: SolverSettings = DEFAULT_SETTINGS, x0=None,
 ) -> GridMoments:  # fmt: skip
     """Posterior mean and pathwise-sampled variance of ``f`` on every pixel (model units);
     ``num_samples=0``: the mean only (variance zeros). The mean is solved with the first
-    batch of draws (one CG loop; ``num_samples`` is rounded up to whole batches)."""
+    batch of draws (one CG loop; ``num_samples`` is rounded up to whole batches), from ``x0``
+    when given (an approximate ``Ã⁻¹y``, e.g. :func:`fit_grid_map`'s last)."""
     op, pre = _operator(params, jnp.asarray(mask, y.dtype), name, roughness, settings)
     if num_samples == 0:  # the mean only
-        cg = mbcg(op, pre, (op.mask * y)[None], tol=settings.tol, max_iter=settings.max_iter)
+        cg = mbcg(op, pre, (op.mask * y)[None], tol=settings.tol, max_iter=settings.max_iter,
+                  x0=None if x0 is None else (op.mask * x0)[None])  # fmt: skip
         mean = op.K(op.mask * cg.x[0])
         return GridMoments(mean, jnp.zeros_like(mean), cg.iterations)
     deviations = _pathwise(op, pre, settings)
     batch = min(sample_batch, num_samples)
     nb = -(-num_samples // batch)
     k0, krest = jax.random.split(key)
-    dev, mean, its = deviations(k0, batch, y)
+    dev, mean, its = deviations(k0, batch, y, x0)
     sq = jnp.sum(dev * dev, axis=0)
     if nb > 1:
 

@@ -30,12 +30,13 @@ def _traced(args, kwargs) -> bool:
     return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((args, kwargs)))
 
 
-def jit(fun=None, **jitkwargs):
-    """``equinox.filter_jit`` with :data:`COMPILER_OPTIONS` at top level on CPU (bare or with
-    keyword arguments)."""
+def jit(fun=None, *, compiler_options: dict | None = None, **jitkwargs):
+    """``equinox.filter_jit`` with :data:`COMPILER_OPTIONS` (and ``compiler_options``, for
+    this program only) at top level on CPU (bare or with keyword arguments)."""
     if fun is None:
-        return lambda f: jit(f, **jitkwargs)
-    top = eqx.filter_jit(fun, compiler_options=COMPILER_OPTIONS, **jitkwargs)
+        return lambda f: jit(f, compiler_options=compiler_options, **jitkwargs)
+    options = {**COMPILER_OPTIONS, **(compiler_options or {})}
+    top = eqx.filter_jit(fun, compiler_options=options, **jitkwargs)
     nested = eqx.filter_jit(fun, **jitkwargs)
 
     @functools.wraps(fun)

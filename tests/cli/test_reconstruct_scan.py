@@ -221,6 +221,7 @@ def test_mask_and_channels(runs, files):
         (["--input", "{d}/scan.h5", "--dataset", "nope"], "no dataset 'nope'"),
         (["--input", "{d}/missing.npy"], "not found"),
         (["--input", "{d}/full.npy", "--noise", "0.1"], "--noise"),
+        (["--input", "{d}/full.npy", "--kernel", "radial:matern99"], "unknown kernel"),
     ],
 )
 def test_bad_options_exit_with_a_message(files, extra, message, tmp_path, capsys):

@@ -46,8 +46,8 @@ def problem():
         return {"mask": mask, "y": y, "yy": yy, "obs": obs, "params": p, "P": P}
 
 
-def _exact(params, obs, amplitude=None):
-    k = GridKernel(params["lengthscale"], params["variance"], "matern32")
+def _exact(params, obs, amplitude=None, name="matern32"):
+    k = GridKernel(params["lengthscale"], params["variance"], name)
     return GP(kernel=k.as_kernel(amplitude), noise=params["noise"])
 
 
@@ -69,6 +69,34 @@ def test_products_equal_dense_kronecker(x64, method, name):
     V = rng.standard_normal((2, H, W))
     got = np.asarray(op.K(jnp.asarray(V))).reshape(2, -1)
     np.testing.assert_allclose(got, V.reshape(2, -1) @ formula, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["radial:matern32", "radial:matern52"])
+def test_radial_products_equal_the_dense_kernel(x64, name):
+    """The radial kernel g(sqrt((Δr/ℓ_r)² + (Δc/ℓ_c)²)): 2-D circulant products against an
+    independent dense formula, and the exact GP's kernel is the same matrix."""
+    rng = np.random.default_rng(2)
+    amp = 0.5 + rng.random((H, W))
+    kern = GridKernel(jnp.array([3.0, 5.0]), 1.3, name)
+    op = GridOperator.build(kern, 0.05, np.ones((H, W)), amp)
+    P = _pixels()
+    d = np.sqrt(((P[:, None, 0] - P[None, :, 0]) / 3.0) ** 2
+                + ((P[:, None, 1] - P[None, :, 1]) / 5.0) ** 2)  # fmt: skip
+    if name.endswith("32"):
+        g = (1 + np.sqrt(3) * d) * np.exp(-np.sqrt(3) * d)
+    else:
+        g = (1 + np.sqrt(5) * d + 5 * d * d / 3) * np.exp(-np.sqrt(5) * d)
+    formula = 1.3 * np.outer(amp.ravel(), amp.ravel()) * g
+    np.testing.assert_allclose(np.asarray(kern.as_kernel(jnp.asarray(amp)).matrix(P, P)), formula,
+                               rtol=1e-12, atol=1e-12)  # fmt: skip
+    V = rng.standard_normal((2, H, W))
+    got = np.asarray(op.K(jnp.asarray(V))).reshape(2, -1)
+    np.testing.assert_allclose(got, V.reshape(2, -1) @ formula, rtol=1e-10, atol=1e-10)
+    # not the product kernel: the two differ off the axes
+    prod = GridOperator.build(GridKernel(jnp.array([3.0, 5.0]), 1.3), 0.05, np.ones((H, W)), amp)
+    assert np.abs(np.asarray(prod.K(jnp.asarray(V))).reshape(2, -1) - got).max() > 0.1
+    with pytest.raises(ValueError, match="unknown kernel"):
+        GridKernel(jnp.ones(2), 1.0, "radial:matern99")
 
 
 def test_cg_solves_the_masked_system(problem, x64):
@@ -194,17 +222,19 @@ def test_slq_log_marginal_is_unbiased_and_its_gradient_matches(problem, x64, pre
         np.testing.assert_allclose(mean, np.asarray(ge[k]), rtol=0.05, err_msg=k)
 
 
-def test_pathwise_variance_matches_exact_posterior(problem, x64):
+@pytest.mark.parametrize("name", ["matern32", "radial:matern32"])
+def test_pathwise_variance_matches_exact_posterior(problem, x64, name):
+    """Also for the radial kernel, whose prior draws come from the torus embedding."""
     p, mask, yy, obs = problem["params"], problem["mask"], problem["yy"], problem["obs"]
     rough = roughness_map(jnp.asarray(problem["y"]))
     amp = jnp.sqrt(0.5 + 0.5 * rough)
     st = SolverSettings(tol=1e-10, max_iter=400, noise_floor=0.0, lattice=(4, 6))
     S = 1024
     mom = grid_posterior(
-        jax.random.key(3), {**p, "warp": jnp.asarray(0.5)}, yy, mask, "matern32",
+        jax.random.key(3), {**p, "warp": jnp.asarray(0.5)}, yy, mask, name,
         roughness=rough, num_samples=S, sample_batch=256, settings=st,
     )  # fmt: skip
-    mu, var = _exact(p, obs, amp).condition(obs).predict(jnp.asarray(problem["P"]))
+    mu, var = _exact(p, obs, amp, name).condition(obs).predict(jnp.asarray(problem["P"]))
     np.testing.assert_allclose(np.asarray(mom.mean).ravel(), mu, rtol=1e-6, atol=1e-7)
     rel = np.asarray(mom.var).ravel() / np.asarray(var) - 1
     # Monte-Carlo: sd of the relative error of a variance from S draws is sqrt(2/S) = 0.044

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+import numpy as np
 import pytest
 
 import jaxscope
@@ -87,3 +88,22 @@ def test_entry_points_run_single_threaded_as_shipped():
     assert set(got["inside"]) == {1}
     assert set(got["after"]) == {3}
     assert set(got["user"]) == {2}
+
+
+def test_jit_passes_a_programs_own_compiler_options_to_xla():
+    """``jit(compiler_options=...)`` reaches XLA for that program only (an unknown option is
+    refused by the compiler), on top of the defaults; other programs are untouched."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxscope.runtime.jit import jit
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("compiler options are attached on the CPU only")
+    bad = jit(lambda x: x + 1, compiler_options={"xla_no_such_option": 1})
+    with pytest.raises(Exception, match="xla_no_such_option"):
+        bad(jnp.ones(3))
+    fast = jit(lambda x: 2 * x, compiler_options={"xla_backend_optimization_level": 1})
+    np.testing.assert_array_equal(np.asarray(fast(jnp.ones(3))), 2.0)
+    plain = jit(lambda x: x + 1)
+    np.testing.assert_array_equal(np.asarray(plain(jnp.ones(3))), 2.0)
