@@ -307,11 +307,12 @@ class GridMoments(NamedTuple):
     iterations: Array
 
 
-def _pathwise(op: GridOperator, pre, settings: SolverSettings):
+def _pathwise(op: GridOperator, pre, settings: SolverSettings, draw_tol: float):
     """``key, batch, y -> (deviations, mean, iterations)``: ``batch`` draws of
-    ``f - E[f | y]`` by Matheron's rule (prior draws on the grid from the per-axis Cholesky
-    factors, each corrected by one PCG solve) and, with ``y``, the posterior mean ``K Mᵀ Ã⁻¹y``
-    from the same batched solve (one CG loop for both; ``mean`` is ``None`` without ``y``)."""
+    ``f - E[f | y]`` by Matheron's rule (prior draws on the grid, each corrected by one PCG
+    solve to ``draw_tol``) and, with ``y``, the posterior mean ``K Mᵀ Ã⁻¹y`` (to
+    ``settings.tol``) from the same batched solve (one CG loop for both; ``mean`` is ``None``
+    without ``y``)."""
     H, W = op.shape
     dt = op.t_rows.dtype
     if op.spectrum is None:
@@ -335,7 +336,7 @@ def _pathwise(op: GridOperator, pre, settings: SolverSettings):
         f = jnp.sqrt(op.variance) * op.amplitude * prior(k1, batch)
         eps = jnp.sqrt(op.noise) * jax.random.normal(k2, (batch, H, W), dt)
         B = op.mask * (f + eps)
-        tol = jnp.full((batch,), settings.sample_tol, dt)
+        tol = jnp.full((batch,), draw_tol, dt)
         if y is not None:
             B = jnp.concatenate([(op.mask * y)[None], B])
             tol = jnp.concatenate([jnp.full((1,), settings.tol, dt), tol])
@@ -369,7 +370,8 @@ def grid_posterior(
                   x0=None if x0 is None else (op.mask * x0)[None])  # fmt: skip
         mean = op.K(op.mask * cg.x[0])
         return GridMoments(mean, jnp.zeros_like(mean), cg.iterations)
-    deviations = _pathwise(op, pre, settings)
+    # draws for a variance estimate: solved to ``sample_tol``
+    deviations = _pathwise(op, pre, settings, settings.sample_tol)
     batch = min(sample_batch, num_samples)
     nb = -(-num_samples // batch)
     k0, krest = jax.random.split(key)
@@ -398,7 +400,11 @@ def grid_draws(
     if not isinstance(num_draws, int) or num_draws < 1:
         raise ValueError(f"num_draws must be an integer >= 1, got {num_draws!r}")
     op, pre = _operator(params, jnp.asarray(mask, y.dtype), name, roughness, settings)
-    dev, solved, _ = _pathwise(op, pre, settings)(key, num_draws, None if mean is not None else y)
+    # joint draws are used one by one (e.g. Thompson sampling): solved to ``tol``, not
+    # ``sample_tol``
+    dev, solved, _ = _pathwise(op, pre, settings, settings.tol)(
+        key, num_draws, None if mean is not None else y
+    )
     return (mean if mean is not None else solved) + dev
 
 
