@@ -45,7 +45,8 @@ import numpy as np
 
 from jaxscope.gp import GP, Observations, fit_svgp
 from jaxscope.gp.gridded import GridKernel
-from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal, grid_posterior
+from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal
+from jaxscope.gp.gridded_posterior import grid_posterior
 from jaxscope.gp.gridded_precond import lattice_for
 from jaxscope.gp.scan import reconstruct_scan, scan_metrics
 from jaxscope.instruments.surface import make_surface

@@ -6,7 +6,7 @@ r"""The structured (gridded) GP as a campaign surrogate: sparse scans of whole i
 each :meth:`~GridGP.update` refits the hyperparameters by a few warm-started Adam steps
 (:func:`~jaxscope.gp.gridded_fit.fit_grid_map`; ``refit_steps=0`` holds them) and then
 computes the posterior mean and pathwise σ of **every** pixel once
-(:func:`~jaxscope.gp.gridded_fit.grid_posterior`): :meth:`~GridGP.predictive` is then a
+(:func:`~jaxscope.gp.gridded_posterior.grid_posterior`): :meth:`~GridGP.predictive` is then a
 lookup. Memory and time are ``O(HW(H + W))`` a CG iteration, whatever the number of
 measurements, where the exact GP's decision step is ``O(n²m)``.
 
@@ -35,13 +35,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ..gp import Observations, Predictive, Standardizer
-from ..gp.gridded_fit import (
-    SolverSettings,
-    check_settings,
-    fit_grid_map,
-    grid_draws,
-    grid_posterior,
-)
+from ..gp.gridded_fit import SolverSettings, check_settings, fit_grid_map
+from ..gp.gridded_posterior import grid_draws, grid_posterior
 from ..kernels import by_name
 from .surrogate import Surrogate
 from .units import model_to_original

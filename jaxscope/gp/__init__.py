@@ -16,7 +16,8 @@ Kronecker/Toeplitz, PCG, SLQ), :mod:`~jaxscope.gp.scan` (a user's scan in, mean 
 from .criteria import LOO, WAIC, gpd_fit, pseudo_bma_weights, psis_loo, split_rhat, waic
 from .exact import GP, Posterior, PredictiveCache, cross_covariance, moments_from_solve
 from .gridded import GridKernel, GridOperator, mbcg
-from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal, grid_posterior
+from .gridded_fit import SolverSettings, fit_grid_map, grid_log_marginal
+from .gridded_posterior import grid_posterior
 from .gridded_precond import kron_nystrom, lattice_for, pivoted_cholesky
 from .grids import grid_points, unit_grid
 from .inference import MAPInfo, NUTSResult, fit_map, fit_nuts, nuts_summary, predict_nuts

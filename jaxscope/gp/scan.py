@@ -56,10 +56,9 @@ from .gridded_fit import (
     check_settings,
     fit_adam,
     fit_grid_map,
-    grid_posterior,
-    roughness_map,
     solver_floor,
 )
+from .gridded_posterior import grid_posterior, roughness_map
 from .gridded_precond import lattice_for
 from .observations import Observations
 from .starts import lengthscale_start, noise_start

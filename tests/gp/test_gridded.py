@@ -11,13 +11,8 @@ import pytest
 
 from jaxscope.gp import GP, Observations
 from jaxscope.gp.gridded import GridKernel, GridOperator, mbcg
-from jaxscope.gp.gridded_fit import (
-    SolverSettings,
-    grid_log_marginal,
-    grid_posterior,
-    roughness_map,
-    solver_floor,
-)
+from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal, solver_floor
+from jaxscope.gp.gridded_posterior import grid_posterior, roughness_map
 from jaxscope.gp.gridded_precond import kron_nystrom, lattice_for, pivoted_cholesky
 
 pytestmark = pytest.mark.xdist_group("gridded")
@@ -190,7 +185,7 @@ def test_lattice_for_is_capped_and_follows_the_lengthscales():
         lattice_for((8, 8), [3.0, -1.0])
     with pytest.raises(ValueError, match=r"shape must be \(H, W\)"):
         lattice_for((8,), None)
-    from jaxscope.gp.gridded_fit import grid_draws
+    from jaxscope.gp.gridded_posterior import grid_draws
 
     with pytest.raises(ValueError, match="num_draws must be an integer >= 1"):
         grid_draws(jax.random.key(0), PARAMS, jnp.zeros((4, 4)), np.ones((4, 4)), "matern32", 0)
