@@ -48,7 +48,7 @@ from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings, grid_log_marginal
 from jaxscope.gp.gridded_posterior import grid_posterior
 from jaxscope.gp.gridded_precond import lattice_for
-from jaxscope.gp.scan import reconstruct_scan, scan_metrics
+from jaxscope.gp.scan import reconstruct_scan, scan_lattice, scan_metrics, standardise
 from jaxscope.instruments.surface import make_surface
 
 PTO = os.environ.get(
@@ -98,23 +98,16 @@ MODELS = (
 )
 
 
-def _standardised(img, mask, params: dict, kernel: str = "matern32"):
-    """``(y, shift, scale, p, settings)`` as ``reconstruct_scan`` standardises a channel: the
-    plane of its measured pixels removed, divided by what remains's sd; ``p`` the reported
-    hyperparameters in those units; the solver settings with its lattice."""
-    from jaxscope.gp.scan import polynomial_trend
-
-    m = mask[None]
-    shift = polynomial_trend(np.where(m, img[None], np.nan), m, 1)[0]
-    scale = float((img - shift)[mask].std())
-    y = jnp.asarray(np.where(mask, (img - shift) / scale, 0.0), jnp.float32)
-    spacing = np.sqrt(mask.size / mask.sum())
-    st = SolverSettings(lattice=lattice_for(mask.shape, np.full(2, 2.0 * spacing),
-                                            SolverSettings().lattice_rank))  # fmt: skip
+def _standardised(img, mask, params: dict):
+    """``(y, shift, scale, p, settings)`` as ``reconstruct_scan`` standardises a channel
+    (``trend=1``) and picks its lattice; ``p`` the reported hyperparameters in those units."""
+    z, shift, scale = standardise(img[None], mask[None], 1)
+    scale = float(scale[0])
+    st = SolverSettings(lattice=scan_lattice(mask[None], SolverSettings().lattice_rank))
     p = {"lengthscale": jnp.asarray(params["lengthscale_px"], jnp.float32),
          "variance": jnp.float32(params["variance"] / scale**2),
          "noise": jnp.float32(params["noise"] / scale**2)}  # fmt: skip
-    return y, shift, scale, p, st
+    return jnp.asarray(z[0], jnp.float32), shift[0], scale, p, st
 
 
 def slq_lml(img, mask, params: dict, kernel: str) -> float:

@@ -116,6 +116,34 @@ def polynomial_trend(data, mask, degree: int) -> np.ndarray:
     return out
 
 
+def standardise(data, mask, trend: int = 1):
+    """``(z, shift, scale)`` of channels ``(C, H, W)`` as :func:`reconstruct_scan` models them:
+    ``shift`` the polynomial trend of degree ``trend`` (:func:`polynomial_trend`), ``scale``
+    ``(C,)`` the sd of what the trend leaves on measured pixels (1 for a channel that is exactly
+    its trend), ``z = (data - shift) / scale`` there and 0 on unmeasured pixels."""
+    shift = polynomial_trend(data, mask, trend)
+    m = np.asarray(mask, bool)
+    resid = np.where(m, np.asarray(data, np.float64) - shift, 0.0)
+    scale = np.array([resid[c][m[c]].std() for c in range(len(resid))])
+    scale = np.where(scale == 0, 1.0, scale)
+    return resid / scale[:, None, None], shift, scale
+
+
+def scan_lattice(mask, rank: int) -> tuple[int, int]:
+    """The Nyström lattice :func:`reconstruct_scan` gives the structured solver for masks
+    ``(C, H, W)``: inducing pixels as fine as twice the smallest mean spacing between
+    measurements needs (not the lengthscale start, which may be far longer than the MAP: a
+    coarse lattice then leaves CG at its cap), at most ``rank`` of them."""
+    m = np.asarray(mask, bool)
+    if m.ndim != 3:
+        raise ValueError(f"mask must be (C, H, W), got shape {m.shape}")
+    counts = m.reshape(len(m), -1).sum(1)
+    if counts.min() < 1:
+        raise ValueError("every channel needs at least one measured pixel")
+    spacing = np.sqrt(m[0].size / counts.max())  # the densest channel
+    return lattice_for(m.shape[1:], np.full(2, 2.0 * spacing), rank)
+
+
 def _exact_lml(p, obs, name, amplitude):
     kern = GridKernel(p["lengthscale"], p["variance"], name).as_kernel(amplitude)
     return GP(kernel=kern, noise=p["noise"]).log_marginal_likelihood(obs)
@@ -245,11 +273,7 @@ def reconstruct_scan(
     spread = np.array([scan.data[c][m[c]].std() for c in range(C)])
     if np.any(spread == 0):
         raise ValueError(f"channel(s) {np.flatnonzero(spread == 0).tolist()} are constant")
-    shift = polynomial_trend(scan.data, m, trend)
-    resid = np.where(m, scan.data - shift, 0.0)
-    scale = np.array([resid[c][m[c]].std() for c in range(C)])
-    scale = np.where(scale == 0, 1.0, scale)  # a channel that is exactly its trend
-    z = resid / scale[:, None, None]
+    z, shift, scale = standardise(scan.data, m, trend)
     if method == "auto":
         method = "exact" if counts.max() <= exact_max else "grid"
     if method == "exact" and fit == "subset":
@@ -290,11 +314,8 @@ def reconstruct_scan(
             nonstationary=nonstationary, chunk=chunk_size,
         )  # fmt: skip
     else:
-        if settings.lattice is None:  # static: as fine as twice the measurement spacing
-            # needs (not the start, which may be far longer than the MAP lengthscale: a coarse
-            # lattice then leaves CG at its iteration cap)
-            lat = lattice_for((H, W), np.full(2, 2.0 * spacing.min()), settings.lattice_rank)
-            settings = settings._replace(lattice=lat)
+        if settings.lattice is None:  # static
+            settings = settings._replace(lattice=scan_lattice(m, settings.lattice_rank))
         p, hist, mean, var, iters, floor = _grid_channels(
             k_run, jnp.asarray(z, dtype), jnp.asarray(fm, dtype), jnp.asarray(m, dtype), init,
             name=kernel, steps=map_steps, nonstationary=nonstationary,

@@ -48,6 +48,10 @@ def lengthscale_start(z, m, lo: float, hi: float) -> np.ndarray:
     lag-1 product is not positive. A start near the answer saves Adam steps and CG iterations:
     on a 256² PFM height channel (MAP about 30 × 15 px) the fixed start of twice the
     measurement spacing (6 px) spent the first Adam steps at the iteration cap."""
+    if np.ndim(z) != 2 or np.shape(m) != np.shape(z):
+        raise ValueError(f"z and m must be one (H, W) image each, got {np.shape(z)}, {np.shape(m)}")
+    if not 0 < lo <= hi:
+        raise ValueError(f"need 0 < lo <= hi, got lo={lo!r}, hi={hi!r}")
     zz, mm = np.where(m, z, 0.0), np.asarray(m, np.float64)
     out = []
     for axis in (0, 1):

@@ -13,7 +13,13 @@ from conftest import count_compilations
 from jaxscope.gp import GP, Observations
 from jaxscope.gp.gridded import GridKernel
 from jaxscope.gp.gridded_fit import SolverSettings
-from jaxscope.gp.scan import polynomial_trend, reconstruct_scan, scan_metrics
+from jaxscope.gp.scan import (
+    polynomial_trend,
+    reconstruct_scan,
+    scan_lattice,
+    scan_metrics,
+    standardise,
+)
 from jaxscope.gp.starts import lengthscale_start, noise_start
 
 pytestmark = pytest.mark.xdist_group("scan")
@@ -152,6 +158,35 @@ def test_lengthscale_guess_is_near_the_truth_per_axis():
     np.testing.assert_array_equal(lengthscale_start(z, m, 2.0, 6.0), [6.0, g[1]])
     np.testing.assert_array_equal(lengthscale_start(z, rng.random((n, n)) < 0.002, 3.0, 40.0),
                                   [3.0, 3.0])  # fmt: skip
+    with pytest.raises(ValueError, match="one \\(H, W\\) image each"):
+        lengthscale_start(z, m[:-1], 2.0, 40.0)
+    with pytest.raises(ValueError, match="0 < lo <= hi"):
+        lengthscale_start(z, m, 5.0, 4.0)
+
+
+def test_scan_lattice_and_standardise():
+    """Known answers: 10 % of 256² measured -> 3.2 px apart -> 6.3 px wanted, 3 inducing pixels
+    a length -> 122 a side, capped at 1,600 -> 40 × 40; the densest channel sets it. The
+    standardised channel has mean 0 and sd 1 on measured pixels after its plane."""
+    rng = np.random.default_rng(0)
+    m = np.stack([rng.random((256, 256)) < 0.1, rng.random((256, 256)) < 0.01])
+    assert scan_lattice(m, 1600) == (40, 40)
+    every16 = np.zeros((1, 256, 256), bool)
+    every16[0, ::16, ::16] = True  # 16 px apart -> 32 px wanted -> 256 · 3 / 32 = 24 a side
+    assert scan_lattice(every16, 10_000) == (24, 24)
+    with pytest.raises(ValueError, match="at least one measured pixel"):
+        scan_lattice(np.zeros((1, 8, 8), bool), 100)
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        scan_lattice(m[0], 100)
+    data = (rng.standard_normal((2, 256, 256)) + 3.0) * 1e-9  # metres, on a 3 nm offset
+    z, shift, scale = standardise(data, m, 1)
+    for c in range(2):
+        np.testing.assert_allclose([z[c][m[c]].mean(), z[c][m[c]].std()], [0, 1], atol=1e-9)
+        assert np.all(z[c][~m[c]] == 0)
+        rr, cc = np.nonzero(m[c])  # independent: the plane by lstsq on the measured pixels
+        B = np.stack([np.ones_like(rr), rr, cc], 1).astype(float)
+        res = data[c][m[c]] - B @ np.linalg.lstsq(B, data[c][m[c]], rcond=None)[0]
+        np.testing.assert_allclose(scale[c], res.std(), rtol=1e-9)
 
 
 def test_grid_sigma_y_adds_the_fitted_noise_not_the_solver_floor(field):
